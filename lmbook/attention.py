@@ -1,0 +1,282 @@
+"""Attention, by the numbers (Chapter 3, source sections 4.1 and 3.1 step 3).
+
+Scaled dot-product attention mixes the value vectors of a sequence with weights
+that say how well each query matches each key:
+
+    Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V
+
+Shapes follow the convention used throughout the book:
+
+    query  (..., L_q, d_k)      key (..., L_k, d_k)      value (..., L_k, d_v)
+    scores (..., L_q, L_k)      output (..., L_q, d_v)
+
+Masks follow ``torch.nn.functional.scaled_dot_product_attention``: a *boolean*
+mask is ``True`` where a query may attend to a key; a *float* mask is added to
+the scores (``-inf`` blocks a key). A query row whose keys are all blocked gets
+zero weights and a zero output, never NaN.
+
+When the caller does not ask for the weights, the fused PyTorch kernel does the
+work (the fast path); when it does, the weights are computed explicitly so that
+they can be returned and plotted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "KVCache",
+    "MultiHeadAttention",
+    "attention_scores",
+    "causal_mask",
+    "padding_mask",
+    "scaled_dot_product_attention",
+]
+
+
+def _check_float(name: str, t: Tensor) -> None:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    if t.dim() < 2:
+        raise ValueError(f"{name} must have at least 2 dims (..., seq, dim), got shape {tuple(t.shape)}")
+
+
+def causal_mask(len_q: int, len_k: int | None = None, device=None) -> Tensor:
+    """Boolean (L_q, L_k) mask, ``True`` where query i may see key j (Section 3.3).
+
+    Query i sits at position ``len_k - len_q + i``, so the mask stays correct when
+    new queries attend to a longer key/value cache (bottom-right alignment).
+    """
+    len_k = len_q if len_k is None else len_k
+    if len_q < 1 or len_k < len_q:
+        raise ValueError(f"causal_mask needs 1 <= len_q <= len_k, got len_q={len_q}, len_k={len_k}")
+    return torch.ones(len_q, len_k, dtype=torch.bool, device=device).tril(diagonal=len_k - len_q)
+
+
+def padding_mask(attention_mask: Tensor) -> Tensor:
+    """Turn a (batch, L_k) 1/0 "real token" mask into a (batch, 1, 1, L_k) boolean mask.
+
+    The result broadcasts over heads and queries: no query attends to padding.
+    """
+    if not isinstance(attention_mask, Tensor) or attention_mask.dim() != 2:
+        shape = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else type(attention_mask).__name__
+        raise ValueError(f"attention_mask must have shape (batch, seq_len), got {shape}")
+    return attention_mask.bool()[:, None, None, :]
+
+
+def _combine_masks(mask: Tensor | None, causal: bool, len_q: int, len_k: int, device, dtype) -> Tensor | None:
+    """One mask for the scores: boolean if every part is boolean, additive otherwise."""
+    if mask is not None:
+        if not isinstance(mask, Tensor):
+            raise TypeError(f"mask must be a torch.Tensor or None, got {type(mask).__name__}")
+        if mask.dim() < 2 or mask.shape[-2] not in (1, len_q) or mask.shape[-1] != len_k:
+            raise ValueError(
+                f"mask has shape {tuple(mask.shape)} but the scores are (..., {len_q}, {len_k}); "
+                f"mask must broadcast to (..., L_q={len_q}, L_k={len_k})"
+            )
+        if mask.dtype != torch.bool and not mask.is_floating_point():
+            raise TypeError(f"mask must be boolean (True = attend) or float (added to scores), got dtype {mask.dtype}")
+    if not causal:
+        return mask
+    c = causal_mask(len_q, len_k, device=device)
+    if mask is None:
+        return c
+    if mask.dtype == torch.bool:
+        return mask & c
+    return mask.to(dtype).masked_fill(~c, float("-inf"))
+
+
+def attention_scores(query: Tensor, key: Tensor, scale: float | None = None) -> Tensor:
+    """Q Kᵀ · scale, shape (..., L_q, L_k); the default scale is 1/√d_k."""
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    return (query @ key.transpose(-2, -1)) * scale
+
+
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: Tensor | None = None,
+    *,
+    causal: bool = False,
+    scale: float | None = None,
+    temperature: float = 1.0,
+    dropout_p: float = 0.0,
+    training: bool = False,
+    need_weights: bool = True,
+) -> tuple[Tensor, Tensor | None]:
+    """softmax(Q Kᵀ / (√d_k · temperature) + mask) V  (Section 3.2).
+
+    Args:
+        query: (..., L_q, d_k) float tensor.
+        key: (..., L_k, d_k) float tensor.
+        value: (..., L_k, d_v) float tensor.
+        mask: boolean (True = may attend) or additive float mask broadcastable to (..., L_q, L_k).
+        causal: also block keys that lie in each query's future.
+        scale: multiplies the scores; ``None`` means 1/√d_k, ``1.0`` turns scaling off.
+        temperature: divides the scores; > 0. Higher flattens the weights, lower sharpens them.
+        dropout_p: dropout on the weights, applied only when ``training`` is True.
+        training: whether dropout is active (pass ``module.training``).
+        need_weights: return the (..., L_q, L_k) weights; ``False`` takes the fused fast path.
+
+    Returns:
+        ``(output, weights)``: output is (..., L_q, d_v); weights is None when not requested.
+    """
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        _check_float(name, t)
+    if query.shape[-1] != key.shape[-1]:
+        raise ValueError(
+            f"query has shape {tuple(query.shape)} but key has shape {tuple(key.shape)}; "
+            f"both need the same last dim d_k ({query.shape[-1]} != {key.shape[-1]})"
+        )
+    if key.shape[-2] != value.shape[-2]:
+        raise ValueError(
+            f"key has shape {tuple(key.shape)} but value has shape {tuple(value.shape)}; "
+            f"they need the same sequence length L_k ({key.shape[-2]} != {value.shape[-2]})"
+        )
+    if not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
+
+    len_q, len_k = query.shape[-2], key.shape[-2]
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scale = scale / temperature
+    p = dropout_p if training else 0.0
+
+    if not need_weights:  # fast path: one fused kernel
+        if causal and mask is None and len_q == len_k:
+            return F.scaled_dot_product_attention(query, key, value, dropout_p=p, is_causal=True, scale=scale), None
+        m = _combine_masks(mask, causal, len_q, len_k, query.device, query.dtype)
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=m, dropout_p=p, scale=scale), None
+
+    m = _combine_masks(mask, causal, len_q, len_k, query.device, query.dtype)
+    scores = attention_scores(query, key, scale)  # (..., L_q, L_k)
+    if m is not None:
+        scores = scores.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else scores + m
+    # A row with every key blocked would be softmax(-inf, ..., -inf) = NaN: give it zeros.
+    blocked = torch.isneginf(scores).all(dim=-1, keepdim=True)
+    weights = torch.softmax(scores.masked_fill(blocked, 0.0), dim=-1).masked_fill(blocked, 0.0)
+    if p > 0:
+        weights = F.dropout(weights, p=p)
+    return weights @ value, weights
+
+
+class KVCache:
+    """Keys and values of the tokens generated so far, so each new token costs one step."""
+
+    def __init__(self) -> None:
+        self.key: Tensor | None = None  # (B, nh, T, hs)
+        self.value: Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.key is None else self.key.shape[-2]
+
+    def update(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """Append the new (B, nh, T_new, hs) keys/values; return all of them."""
+        if self.key is None:
+            self.key, self.value = key, value
+        else:
+            self.key = torch.cat([self.key, key], dim=-2)
+            self.value = torch.cat([self.value, value], dim=-2)
+        return self.key, self.value
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention (Section 3.4): split into heads, attend, merge.
+
+    Each of ``n_heads`` heads attends in its own ``d_model // n_heads``-wide subspace;
+    their outputs are concatenated and mixed by ``out_proj``.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        if d_model <= 0 or n_heads <= 0:
+            raise ValueError(f"d_model and n_heads must be positive, got d_model={d_model}, n_heads={n_heads}")
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+
+    def split_heads(self, x: Tensor) -> Tensor:
+        """(B, T, d_model) -> (B, nh, T, hs)"""
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def merge_heads(self, x: Tensor) -> Tensor:
+        """(B, nh, T, hs) -> (B, T, d_model)"""
+        B, _, T, _ = x.shape
+        return x.transpose(1, 2).contiguous().view(B, T, self.d_model)
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor | None = None,
+        value: Tensor | None = None,
+        *,
+        mask: Tensor | None = None,
+        causal: bool = False,
+        need_weights: bool = False,
+        cache: KVCache | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Self-attention when ``key``/``value`` are None, cross-attention otherwise.
+
+        Args:
+            query: (B, L_q, d_model).
+            key, value: (B, L_k, d_model); default to ``query``.
+            mask: boolean/additive mask broadcastable to (B, nh, L_q, L_k), e.g. from ``padding_mask``.
+            causal: block future keys.
+            need_weights: also return the (B, nh, L_q, L_k) weights of every head.
+            cache: a ``KVCache``; new keys/values are appended and attention runs over all.
+
+        Returns:
+            ``(output (B, L_q, d_model), weights or None)``.
+        """
+        _check_float("query", query)
+        if query.dim() != 3 or query.shape[-1] != self.d_model:
+            raise ValueError(f"query must have shape (batch, seq, d_model={self.d_model}), got {tuple(query.shape)}")
+        key = query if key is None else key
+        value = key if value is None else value
+        for name, t in (("key", key), ("value", value)):
+            _check_float(name, t)
+            if t.dim() != 3 or t.shape[-1] != self.d_model or t.shape[0] != query.shape[0]:
+                raise ValueError(
+                    f"{name} must have shape (batch={query.shape[0]}, seq, d_model={self.d_model}), got {tuple(t.shape)}"
+                )
+        q = self.split_heads(self.q_proj(query))  # (B, nh, L_q, hs)
+        k = self.split_heads(self.k_proj(key))  # (B, nh, L_k, hs)
+        v = self.split_heads(self.v_proj(value))  # (B, nh, L_k, hs)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        y, w = scaled_dot_product_attention(
+            q, k, v, mask, causal=causal, dropout_p=self.dropout, training=self.training, need_weights=need_weights
+        )
+        return self.out_proj(self.merge_heads(y)), w
+
+    @torch.no_grad()
+    def load_from_torch(self, mha: nn.MultiheadAttention) -> MultiHeadAttention:
+        """Copy the weights of a ``torch.nn.MultiheadAttention`` (same d_model and heads)."""
+        if mha.embed_dim != self.d_model or mha.num_heads != self.n_heads:
+            raise ValueError(
+                f"torch module has embed_dim={mha.embed_dim}, num_heads={mha.num_heads}; "
+                f"this one has d_model={self.d_model}, n_heads={self.n_heads}"
+            )
+        for proj, w in zip((self.q_proj, self.k_proj, self.v_proj), mha.in_proj_weight.chunk(3)):
+            proj.weight.copy_(w)
+        if mha.in_proj_bias is not None and self.q_proj.bias is not None:
+            for proj, b in zip((self.q_proj, self.k_proj, self.v_proj), mha.in_proj_bias.chunk(3)):
+                proj.bias.copy_(b)
+        self.out_proj.weight.copy_(mha.out_proj.weight)
+        if mha.out_proj.bias is not None and self.out_proj.bias is not None:
+            self.out_proj.bias.copy_(mha.out_proj.bias)
+        return self
