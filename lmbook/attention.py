@@ -32,6 +32,7 @@ __all__ = [
     "KVCache",
     "MultiHeadAttention",
     "attention_scores",
+    "check_attention",
     "causal_mask",
     "padding_mask",
     "scaled_dot_product_attention",
@@ -280,3 +281,43 @@ class MultiHeadAttention(nn.Module):
         if mha.out_proj.bias is not None and self.out_proj.bias is not None:
             self.out_proj.bias.copy_(mha.out_proj.bias)
         return self
+
+
+def check_attention(fn, *, seed: int = 0) -> str:
+    """Exercise checker: compare a reader's ``fn(q, k, v, mask=None) -> (output, weights)``
+    with :func:`scaled_dot_product_attention` and say what is wrong (Chapter 3, exercise 1).
+
+    Raises:
+        AssertionError: with a message that names the first failing case.
+    """
+    g = torch.Generator().manual_seed(seed)
+    cases = [
+        ("no mask, (5, 8)", (5, 8), None),
+        ("batched heads, (2, 3, 7, 16)", (2, 3, 7, 16), None),
+        ("causal boolean mask", (6, 4), causal_mask(6)),
+        ("padding mask (last 2 keys blocked)", (2, 5, 8), torch.tensor([True] * 3 + [False] * 2).expand(5, 5)),
+        ("a fully masked query row", (3, 4), torch.tensor([[True, True, False], [False] * 3, [True] * 3])),
+    ]
+    for name, shape, mask in cases:
+        q, k, v = (torch.randn(*shape, generator=g) for _ in range(3))
+        want_out, want_w = scaled_dot_product_attention(q, k, v, mask)
+        got = fn(q, k, v, mask) if mask is not None else fn(q, k, v)
+        if not (isinstance(got, tuple) and len(got) == 2):
+            raise AssertionError(f"[{name}] fn must return (output, weights), got {type(got).__name__}")
+        out, w = got
+        if tuple(w.shape) != tuple(want_w.shape):
+            raise AssertionError(f"[{name}] weights have shape {tuple(w.shape)}, expected {tuple(want_w.shape)}")
+        if tuple(out.shape) != tuple(want_out.shape):
+            raise AssertionError(f"[{name}] output has shape {tuple(out.shape)}, expected {tuple(want_out.shape)}")
+        if torch.isnan(w).any() or torch.isnan(out).any():
+            raise AssertionError(f"[{name}] NaN in the result: a fully masked row should give zero weights")
+        if not torch.allclose(w, want_w, atol=1e-5):
+            unscaled = torch.softmax(q @ k.transpose(-2, -1), -1)
+            hint = " (did you forget to divide the scores by sqrt(d_k)?)" if mask is None and torch.allclose(
+                w, unscaled, atol=1e-5) else ""
+            if mask is not None and (w.masked_select(~mask.expand_as(w)).abs() > 0).any():
+                hint = " (some weights on blocked keys are not zero: apply the mask before the softmax)"
+            raise AssertionError(f"[{name}] weights differ by up to {(w - want_w).abs().max():.3g}{hint}")
+        if not torch.allclose(out, want_out, atol=1e-5):
+            raise AssertionError(f"[{name}] output differs by up to {(out - want_out).abs().max():.3g}")
+    return f"all {len(cases)} cases match lmbook.attention.scaled_dot_product_attention"

@@ -1,0 +1,53 @@
+"""Sphinx extension: keep every built page free of scripts from a CDN.
+
+bertviz writes ``<script src="https://…/require.js">`` into its output so that it
+works in a bare notebook; the book already serves require.js itself (see
+``_config.yml``), so the tag is removed from page bodies here. Any other remote
+script left in a page body is reported as a warning, which the ``-W`` build
+turns into an error.
+
+It also removes duplicate inline scripts. Sphinx 7.4 registers an inline script
+added after the builder starts (sphinx-thebe's ``const THEBE_JS_URL = …``) twice:
+once with filename ``None`` and once with ``''``, which do not compare equal; the
+second ``const`` then throws "Identifier 'THEBE_JS_URL' has already been declared"
+in every reader's console.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+_BERTVIZ_REQUIRE = re.compile(r'<script src="https://[^"]*/require\.js/[^"]*"></script>')
+_REMOTE_SCRIPT = re.compile(r'<script[^>]+src="(https?:)?//[^"]+"')
+
+
+def strip_remote_scripts(app, pagename, templatename, context, doctree) -> None:
+    body = context.get("body")
+    if not body:
+        return
+    body = _BERTVIZ_REQUIRE.sub("", body)
+    for match in _REMOTE_SCRIPT.finditer(body):
+        logger.warning("page %s loads a remote script: %s", pagename, match.group(0), location=pagename)
+    context["body"] = body
+
+
+def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
+    seen, unique = set(), []
+    for js in context.get("script_files", []):
+        attrs = getattr(js, "attributes", {}) or {}
+        name = js if isinstance(js, str) else getattr(js, "filename", None)
+        key = (name or "", tuple(sorted((k, str(v)) for k, v in attrs.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    context["script_files"] = unique
+
+
+def setup(app):
+    app.connect("html-page-context", strip_remote_scripts)
+    app.connect("html-page-context", dedupe_scripts)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,89 @@
+"""Explorers that compute in the browser (anywidget), so they work in the built book.
+
+Each widget is a thin Python wrapper over one JavaScript file in ``lmbook/js/``.
+Python sends the data once (tokens, raw scores); the JavaScript does the small math
+when a slider moves, so no kernel is needed. The same math is also written in
+Python (e.g. :meth:`AttentionExplorer.weights`) and the tests check that both agree.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import anywidget
+import torch
+import traitlets as t
+
+from lmbook.attention import attention_scores, scaled_dot_product_attention
+
+JS_DIR = Path(__file__).parent / "js"
+
+__all__ = ["AttentionExplorer", "JS_DIR"]
+
+
+class AttentionExplorer(anywidget.AnyWidget):
+    """Heatmap of attention weights with temperature, √d_k and causal-mask controls (Section 3.6).
+
+    Args:
+        tokens: the L tokens of the sentence (labels for rows and columns).
+        query: (L, d_k) or (heads, L, d_k) query vectors.
+        key: same shape as ``query``.
+        temperature, use_scale, causal, query_index, head: the initial control values.
+    """
+
+    _esm = JS_DIR / "attention_explorer.js"
+    tokens = t.List(t.Unicode()).tag(sync=True)
+    scores = t.List().tag(sync=True)  # [head][L_q][L_k] raw q·k, unscaled
+    d_k = t.Int(1).tag(sync=True)
+    temperature = t.Float(1.0).tag(sync=True)
+    use_scale = t.Bool(True).tag(sync=True)
+    causal = t.Bool(False).tag(sync=True)
+    query = t.Int(0).tag(sync=True)
+    head = t.Int(0).tag(sync=True)
+
+    def __init__(
+        self,
+        tokens: list[str],
+        query: torch.Tensor,
+        key: torch.Tensor,
+        *,
+        temperature: float = 1.0,
+        use_scale: bool = True,
+        causal: bool = False,
+        query_index: int = 0,
+        head: int = 0,
+    ) -> None:
+        if query.dim() == 2:
+            query, key = query[None], key[None]
+        if query.dim() != 3 or key.shape != query.shape:
+            raise ValueError(
+                f"query and key must both be (L, d_k) or (heads, L, d_k); got query {tuple(query.shape)}, "
+                f"key {tuple(key.shape)}"
+            )
+        if len(tokens) != query.shape[1]:
+            raise ValueError(f"tokens has {len(tokens)} entries but query has {query.shape[1]} positions")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        scores = attention_scores(query.detach().double(), key.detach().double(), scale=1.0)
+        super().__init__(
+            tokens=list(tokens),
+            scores=[[[round(v, 6) for v in row] for row in h] for h in scores.tolist()],
+            d_k=int(query.shape[-1]),
+            temperature=float(temperature),
+            use_scale=use_scale,
+            causal=causal,
+            query=query_index,
+            head=head,
+        )
+
+    def weights(self) -> torch.Tensor:
+        """The (L, L) weights the widget shows for its current settings, computed in Python."""
+        s = torch.tensor(self.scores[self.head], dtype=torch.float64)
+        scale = 1 / math.sqrt(self.d_k) if self.use_scale else 1.0
+        # scores are q·k already, so feed them as q = scores, k = identity.
+        _, w = scaled_dot_product_attention(
+            s, torch.eye(s.shape[-1], dtype=s.dtype), torch.eye(s.shape[-1], dtype=s.dtype),
+            causal=self.causal, scale=scale, temperature=self.temperature,
+        )
+        return w
