@@ -12,6 +12,7 @@ Run:  python benchmarks/train_speed.py [--steps 30]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
@@ -73,7 +74,7 @@ def train_step_times(threads: int, steps: int, warmup: int = 5) -> dict[str, flo
 def generation_speed(new_tokens: int = 256, prompt_len: int = 16) -> dict[str, float]:
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    cfg = DecoderConfig(**{**CFG.__dict__, "max_len": prompt_len + new_tokens})  # room for the whole output
+    cfg = dataclasses.replace(CFG, max_len=prompt_len + new_tokens)  # room for the whole output
     model = Decoder(cfg).eval()
     prompt = torch.randint(0, cfg.vocab_size, (1, prompt_len))
     out = {}

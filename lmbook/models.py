@@ -319,10 +319,10 @@ class Decoder(nn.Module):
         caches: list[KVCache] | None = None,
     ) -> DecoderOutput:
         """input_ids (B, T) -> logits (B, T, vocab); with ``caches`` the ids continue the cached ones."""
-        start = 0 if caches is None else len(caches[0])
-        _check_ids("input_ids", input_ids, self.config.max_len, start)
         if caches is not None and len(caches) != len(self.blocks):
             raise ValueError(f"caches must hold one KVCache per block ({len(self.blocks)}), got {len(caches)}")
+        start = 0 if caches is None else len(caches[0])
+        _check_ids("input_ids", input_ids, self.config.max_len, start)
         x = self.drop(self.pos_emb(self.tok_emb(input_ids), start))  # (B, T, d)
         attns = []
         for i, block in enumerate(self.blocks):
