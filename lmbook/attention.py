@@ -252,7 +252,8 @@ class MultiHeadAttention(nn.Module):
             _check_float(name, t)
             if t.dim() != 3 or t.shape[-1] != self.d_model or t.shape[0] != query.shape[0]:
                 raise ValueError(
-                    f"{name} must have shape (batch={query.shape[0]}, seq, d_model={self.d_model}), got {tuple(t.shape)}"
+                    f"{name} must have shape (batch={query.shape[0]}, seq, d_model={self.d_model}), "
+                    f"got {tuple(t.shape)}"
                 )
         q = self.split_heads(self.q_proj(query))  # (B, nh, L_q, hs)
         k = self.split_heads(self.k_proj(key))  # (B, nh, L_k, hs)
@@ -272,10 +273,10 @@ class MultiHeadAttention(nn.Module):
                 f"torch module has embed_dim={mha.embed_dim}, num_heads={mha.num_heads}; "
                 f"this one has d_model={self.d_model}, n_heads={self.n_heads}"
             )
-        for proj, w in zip((self.q_proj, self.k_proj, self.v_proj), mha.in_proj_weight.chunk(3)):
+        for proj, w in zip((self.q_proj, self.k_proj, self.v_proj), mha.in_proj_weight.chunk(3), strict=True):
             proj.weight.copy_(w)
         if mha.in_proj_bias is not None and self.q_proj.bias is not None:
-            for proj, b in zip((self.q_proj, self.k_proj, self.v_proj), mha.in_proj_bias.chunk(3)):
+            for proj, b in zip((self.q_proj, self.k_proj, self.v_proj), mha.in_proj_bias.chunk(3), strict=True):
                 proj.bias.copy_(b)
         self.out_proj.weight.copy_(mha.out_proj.weight)
         if mha.out_proj.bias is not None and self.out_proj.bias is not None:
