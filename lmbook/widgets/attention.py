@@ -1,4 +1,4 @@
-"""Explorers that compute in the browser (anywidget), so they work in the built book.
+"""The attention explorer of Chapter 3 (anywidget; the math runs in the browser).
 
 Each widget is a thin Python wrapper over one JavaScript file in ``lmbook/js/``.
 Python sends the data once (tokens, raw scores); the JavaScript does the small math
@@ -17,7 +17,7 @@ import traitlets as t
 
 from lmbook.attention import attention_scores, scaled_dot_product_attention
 
-JS_DIR = Path(__file__).parent / "js"
+JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
 __all__ = ["AttentionExplorer", "JS_DIR"]
 
