@@ -158,12 +158,19 @@ def scaled_dot_product_attention(
         return F.scaled_dot_product_attention(query, key, value, attn_mask=m, dropout_p=p, scale=scale), None
 
     m = _combine_masks(mask, causal, len_q, len_k, query.device, query.dtype)
-    scores = attention_scores(query, key, scale)  # (..., L_q, L_k)
+    scores = (query * scale) @ key.transpose(-2, -1)  # (..., L_q, L_k); scaling q is cheaper than the scores
+    blocked = None  # query rows whose keys are all blocked, found from the (small) mask
     if m is not None:
-        scores = scores.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else scores + m
-    # A row with every key blocked would be softmax(-inf, ..., -inf) = NaN: give it zeros.
-    blocked = torch.isneginf(scores).all(dim=-1, keepdim=True)
-    weights = torch.softmax(scores.masked_fill(blocked, 0.0), dim=-1).masked_fill(blocked, 0.0)
+        if m.dtype == torch.bool:
+            scores = scores.masked_fill(~m, float("-inf"))
+            blocked = ~m.any(dim=-1, keepdim=True)
+        else:
+            scores = scores + m
+            blocked = torch.isneginf(m).all(dim=-1, keepdim=True)
+    weights = torch.softmax(scores, dim=-1)
+    if blocked is not None and blocked.any():
+        # softmax(-inf, ..., -inf) is 0/0 = NaN; such a row attends to nothing: zeros.
+        weights = weights.masked_fill(blocked, 0.0)
     if p > 0:
         weights = F.dropout(weights, p=p)
     return weights @ value, weights
