@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from lmbook.data import pad_batch
 from lmbook.models import Encoder, EncoderConfig
-from lmbook.tokenizers import CLS_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS, UNK_ID
+from lmbook.tokenizers import BOS_ID, CLS_ID, EOS_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS, UNK_ID
 from lmbook.training import register_model
 
 __all__ = [
@@ -141,6 +141,17 @@ def freeze_encoder(model: nn.Module, frozen: bool = True) -> int:
     for p in model.encoder.parameters():
         p.requires_grad_(not frozen)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def classification_loss(model: SequenceClassifier, batch: dict) -> Tensor:
+    """Cross-entropy of the class logits, for ``lmbook.training.train``."""
+    return F.cross_entropy(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+
+
+def span_loss(model: SpanQA, batch: dict) -> Tensor:
+    """Mean of the start and end cross-entropies over the tokens (BERT's SQuAD loss)."""
+    start, end = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+    return (F.cross_entropy(start, batch["start_positions"]) + F.cross_entropy(end, batch["end_positions"])) / 2
 
 
 # ----------------------------------------------------------------------------- classification data
@@ -293,6 +304,45 @@ class WordVocab:
         if data.get("format") != "lmbook-words":
             raise ValueError(f"{path}: 'format' must be 'lmbook-words', got {data.get('format')!r}")
         return cls(data["words"])
+
+
+def translation_batch(pairs, src_vocab: WordVocab, tgt_vocab: WordVocab) -> dict[str, Tensor]:
+    """(source, target) text pairs -> ``src`` = x <eos>, ``tgt_in`` = <bos> y, ``targets`` = y <eos>, all padded."""
+    src, _ = pad_batch([[*src_vocab.encode(s), EOS_ID] for s, _ in pairs], PAD_ID)
+    tgt, _ = pad_batch([[BOS_ID, *tgt_vocab.encode(t), EOS_ID] for _, t in pairs], PAD_ID)
+    return {"src": src, "tgt_in": tgt[:, :-1], "targets": tgt[:, 1:]}
+
+
+@torch.no_grad()
+def translate(model, sources: list[str], src_vocab: WordVocab, tgt_vocab: WordVocab, *, beam_size: int = 1,
+              max_len: int | None = None, replace_unk: bool = True) -> list[str]:  # fmt: skip
+    """Translate with greedy search (``beam_size=1``) or beam search (``lmbook.generation``).
+
+    With ``replace_unk``, every ``[UNK]`` of the output is replaced by the source word it attends
+    to most (cross-attention averaged over layers and heads; Luong et al., 2015): that copies
+    numbers and names the vocabulary does not hold.
+    """
+    from lmbook.generation import beam_search, greedy_decode
+
+    src = translation_batch([(s, "") for s in sources], src_vocab, tgt_vocab)["src"]  # (B, S)
+    max_len = max_len or min(model.config.max_len, 2 * src.shape[1] + 4)
+    if beam_size == 1:
+        outs = list(greedy_decode(model, src, max_len, BOS_ID, EOS_ID))
+    else:
+        outs = [ids for ids, _ in beam_search(model, src, beam_size, max_len, BOS_ID, EOS_ID)]
+    results = []
+    for b, ids in enumerate(outs):
+        ids = ids.tolist()
+        ids = ids[: ids.index(EOS_ID)] if EOS_ID in ids else ids  # <bos> y_1 ... y_n
+        words = tgt_vocab.decode(ids[1:], skip_special_tokens=False).split()
+        if replace_unk and UNK_ID in ids and len(ids) > 1:
+            cross = model(src[b : b + 1], torch.tensor([ids]), need_weights=True).cross_attentions
+            where = torch.stack(cross).mean((0, 2))[0].argmax(-1)  # (T,): most attended source position
+            src_words = sources[b].split()
+            words = [src_words[j] if w == SPECIAL_TOKENS[UNK_ID] and (j := where[t].item()) < len(src_words) else w
+                     for t, w in enumerate(words)]
+        results.append(" ".join(words))
+    return results
 
 
 # ----------------------------------------------------------------------------- metrics

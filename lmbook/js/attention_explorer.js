@@ -27,7 +27,8 @@ const CSS = `
 .lmb-attn label { display: inline-flex; gap: 6px; align-items: center; }
 .lmb-attn table { border-collapse: collapse; }
 .lmb-attn td, .lmb-attn th { width: 34px; height: 26px; text-align: center; font-size: 11px; padding: 0; }
-.lmb-attn th { font-weight: 600; max-width: 60px; overflow: hidden; }
+.lmb-attn th { font-weight: 600; }
+.lmb-attn th.col { writing-mode: vertical-rl; transform: rotate(180deg); height: 64px; text-align: left; padding: 2px 0; }
 .lmb-attn th.row { text-align: right; padding-right: 6px; width: auto; cursor: pointer; }
 .lmb-attn tr.selected th.row { color: #c2410c; }
 .lmb-attn tr.selected td { outline: 2px solid #c2410c; outline-offset: -2px; }
@@ -95,7 +96,7 @@ function render({ model, el }) {
   function draw() {
     const w = attentionWeights(allScores[state.head], { dK, ...state });
     tempValue.textContent = `T = ${state.temperature.toFixed(2)}`;
-    const header = "<tr><th></th>" + tokens.map((t) => `<th>${t}</th>`).join("") + "</tr>";
+    const header = "<tr><th></th>" + tokens.map((t) => `<th class="col">${t}</th>`).join("") + "</tr>";
     const rows = w.map((row, i) => {
       const cells = row.map((v, j) =>
         `<td data-q="${i}" data-k="${j}" data-w="${v.toFixed(4)}" style="background:${cellColor(v)}"

@@ -1,0 +1,209 @@
+"""Pretraining recipes (Chapter 4): the tokenizer, a BERT-style encoder (MLM + NSP, and MLM only)
+and a GPT-style decoder, all trained on the Wikipedia corpus (``lmbook.data.load_corpus("wikipedia")``).
+
+Run one with ``python -m lmbook.recipes <name>``; each takes a few minutes on one CPU
+core, uses one torch thread and fixed seeds, and writes ``lmbook/checkpoints/<name>/``.
+The models use the shipped ``tokenizer-wiki``, so run that recipe first.
+
+The fixed evaluation data live here too (``encoder_eval_batches``, ``decoder_eval_tokens``),
+so that ``tests/test_checkpoints_pretrain.py`` re-measures exactly what the recipe recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import functools
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from lmbook import pretraining as P
+from lmbook.data import load_corpus, load_documents, train_val_split
+from lmbook.generation import generate
+from lmbook.models import Decoder, DecoderConfig, Encoder, EncoderConfig
+from lmbook.recipes import checkpoint_dir, load_pretrained
+from lmbook.tokenizers import BOS_ID, BPETokenizer
+from lmbook.training import count_parameters, save_checkpoint, train
+
+__all__ = ["ENCODER_CONFIG", "DECODER_CONFIG", "decoder", "decoder_eval_tokens", "encoder", "encoder_eval_batches",
+           "encoder_mlm_only", "tokenizer_wiki", "train_token_ids", "wiki_split"]  # fmt: skip
+
+VOCAB_SIZE = 3000
+ENCODER_CONFIG = EncoderConfig(vocab_size=VOCAB_SIZE, max_len=256, n_layers=4, n_heads=4, d_model=128, d_ff=512,
+                               dropout=0.1)  # fmt: skip
+DECODER_CONFIG = DecoderConfig(vocab_size=VOCAB_SIZE, max_len=128, n_layers=4, n_heads=4, d_model=128, dropout=0.0)
+
+
+def _setup(seed: int = 0) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+
+
+def _environment() -> dict:
+    return {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads()}
+
+
+# ----------------------------------------------------------------------------- data
+@functools.cache
+def wiki_split() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Wikipedia documents split as ``train_val_split(load_corpus("wikipedia"), 0.1)``: (train docs, val docs)."""
+    docs = load_documents("wikipedia")
+    train_text, _ = train_val_split(load_corpus("wikipedia"), 0.1)
+    n_train = train_text.count("\n\n") + 1
+    return docs[:n_train], docs[n_train:]
+
+
+def train_token_ids(tokenizer) -> torch.Tensor:
+    """The Wikipedia training split as one stream of ids, documents joined by ``<eos>``."""
+    ids: list[int] = []
+    for doc in wiki_split()[0]:
+        ids += tokenizer.encode(doc) + [tokenizer.eos_id]
+    return torch.tensor(ids)
+
+
+def decoder_eval_tokens(tokenizer, n_windows: int = 128) -> torch.Tensor:
+    """The fixed validation slice for the decoder: the first ``n_windows * 128 + 1`` ids of the val split."""
+    ids: list[int] = []
+    for doc in wiki_split()[1]:
+        ids += tokenizer.encode(doc) + [tokenizer.eos_id]
+    n = n_windows * DECODER_CONFIG.max_len + 1
+    if len(ids) < n:
+        raise ValueError(f"the validation split has {len(ids)} tokens, fewer than the {n} asked for")
+    return torch.tensor(ids[:n])
+
+
+def encoder_eval_batches(tokenizer, n: int = 512, batch_size: int = 64) -> list[dict]:
+    """The fixed MLM + NSP evaluation set: ``n`` pairs from the val documents, masks seeded (seed 0)."""
+    docs = P.tokenize_documents(tokenizer, wiki_split()[1])
+    examples = P.nsp_examples(docs, n, max_len=128, seed=1234)
+    g = torch.Generator().manual_seed(0)
+    return [P.collate_mlm(examples[i:i + batch_size], vocab_size=tokenizer.vocab_size, generator=g)
+            for i in range(0, n, batch_size)]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- tokenizer
+def tokenizer_wiki(out_dir: Path | None = None, vocab_size: int = VOCAB_SIZE) -> dict:
+    """Byte-level BPE with ``vocab_size`` ids, trained on the Wikipedia training documents."""
+    _setup()
+    out_dir = Path(out_dir or checkpoint_dir("tokenizer-wiki"))
+    train_docs, val_docs = wiki_split()
+    start = time.perf_counter()
+    tok = BPETokenizer.train(list(train_docs), vocab_size)
+    train_s = time.perf_counter() - start
+    val_text = "\n\n".join(val_docs)
+    val_ids = tok.encode(val_text)
+    metrics = {
+        "vocab_size": tok.vocab_size,
+        "val_bytes_per_token": len(val_text.encode("utf-8")) / len(val_ids),
+        "val_chars_per_token": len(val_text) / len(val_ids),
+        "val_tokens": len(val_ids),
+        "train_tokens": sum(len(tok.encode(d)) for d in train_docs),
+        "train_s": round(train_s, 2),
+        "command": "python -m lmbook.recipes tokenizer-wiki",
+        "data": f"wikipedia train split ({len(train_docs)} documents); compression measured on the "
+                f"val split ({len(val_docs)} documents)",
+        "environment": _environment(),
+    }  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tok.save(out_dir / "tokenizer.json")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+# ----------------------------------------------------------------------------- encoder (BERT)
+def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_size: int, lr: float) -> dict:
+    _setup()
+    out_dir = Path(out_dir or checkpoint_dir(name))
+    tok = load_pretrained("tokenizer-wiki")
+    docs = P.tokenize_documents(tok, wiki_split()[0])
+    short = P.nsp_examples(docs, 20_000, max_len=128, seed=1)  # phase 1: sequences up to 128 tokens
+    long = P.nsp_examples(docs, 2_000, max_len=256, seed=2)  # phase 2 (last 10 %): up to 256, as BERT did
+    phase2 = int(0.9 * steps)
+
+    def batch(step: int) -> dict:
+        g = torch.Generator().manual_seed(1_000 + step)
+        pool, bs = (short, batch_size) if step < phase2 else (long, batch_size // 2)
+        idx = torch.randint(len(pool), (bs,), generator=g).tolist()
+        return P.collate_mlm([pool[i] for i in idx], vocab_size=tok.vocab_size, generator=g)  # fresh mask each time
+
+    model = Encoder(ENCODER_CONFIG)
+    loss_fn = P.mlm_nsp_loss if use_nsp else P.mlm_loss
+    history = train(model, batch, loss_fn, steps=steps, lr=lr, warmup_steps=steps // 20, seed=0, log_every=10)
+    start = time.perf_counter()
+    eval_batches = encoder_eval_batches(tok)
+    metrics = {
+        "mlm_accuracy": P.mlm_accuracy(model, eval_batches),
+        "unigram_mlm_accuracy": P.unigram_mlm_baseline(train_token_ids(tok), eval_batches),
+        "nsp_accuracy": P.nsp_accuracy(model, eval_batches),
+        "nsp_chance": 0.5,
+        "final_train_loss": history.train_loss[-1],
+        "train_s": round(history.elapsed_s, 1),
+        "ms_per_step": round(history.ms_per_step, 1),
+        "eval_s": round(time.perf_counter() - start, 1),
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "objective": "MLM + NSP" if use_nsp else "MLM only",
+        "parameters": count_parameters(model),
+        "command": f"python -m lmbook.recipes {name}",
+        "eval_data": "lmbook.recipes.pretrain.encoder_eval_batches(tokenizer): 512 pairs of the wikipedia "
+                     "val split, max_len 128, seed 1234, masks seed 0",
+        "environment": _environment(),
+    }  # fmt: skip
+    if not use_nsp:
+        metrics["nsp_note"] = "NSP head never trained: its accuracy is chance"
+    extra = {"tokenizer": "tokenizer-wiki", "config": dataclasses.asdict(ENCODER_CONFIG),
+             "history": history.to_dict()}  # fmt: skip
+    save_checkpoint(model, out_dir, metrics=metrics, extra=extra)
+    return metrics
+
+
+def encoder(out_dir: Path | None = None, steps: int = 600, batch_size: int = 16, lr: float = 1e-3) -> dict:
+    """BERT-style encoder pretrained with MLM + NSP on Wikipedia (Chapter 4, section 3.2)."""
+    return _encoder("encoder", True, out_dir, steps, batch_size, lr)
+
+
+def encoder_mlm_only(out_dir: Path | None = None, steps: int = 600, batch_size: int = 16, lr: float = 1e-3) -> dict:
+    """Same encoder, data and steps, trained with MLM only: the NSP ablation of Chapter 4 (RoBERTa's finding)."""
+    return _encoder("encoder-mlm-only", False, out_dir, steps, batch_size, lr)
+
+
+# ----------------------------------------------------------------------------- decoder (GPT)
+def decoder(out_dir: Path | None = None, steps: int = 600, batch_size: int = 16, lr: float = 1e-3) -> dict:
+    """GPT-style decoder trained on random 128-token windows of the Wikipedia training split."""
+    _setup()
+    out_dir = Path(out_dir or checkpoint_dir("decoder"))
+    tok = load_pretrained("tokenizer-wiki")
+    train_ids = train_token_ids(tok)
+    batches = P.lm_batches(train_ids, batch_size=batch_size, context=DECODER_CONFIG.max_len, seed=0)
+    model = Decoder(DECODER_CONFIG)
+    history = train(model, batches, P.lm_loss, steps=steps, lr=lr, warmup_steps=steps // 20, seed=0, log_every=10)
+    start = time.perf_counter()
+    val = decoder_eval_tokens(tok)
+    prompt = torch.tensor([BOS_ID, *tok.encode("The history of")])
+    sample = generate(model, prompt, 40, top_k=20, generator=torch.Generator().manual_seed(0))
+    metrics = {
+        "val_perplexity": P.perplexity(model, val),
+        "unigram_perplexity": P.unigram_perplexity(train_ids, val[1:], tok.vocab_size),
+        "uniform_perplexity": tok.vocab_size,
+        "final_train_loss": history.train_loss[-1],
+        "sample": tok.decode(sample[1:]),
+        "train_s": round(history.elapsed_s, 1),
+        "ms_per_step": round(history.ms_per_step, 1),
+        "eval_s": round(time.perf_counter() - start, 1),
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "train_tokens_seen": steps * batch_size * DECODER_CONFIG.max_len,
+        "parameters": count_parameters(model),
+        "command": "python -m lmbook.recipes decoder",
+        "eval_data": "lmbook.recipes.pretrain.decoder_eval_tokens(tokenizer): first 16,385 ids of the wikipedia "
+                     "val split, 128 non-overlapping windows of 128",
+        "environment": _environment(),
+    }  # fmt: skip
+    extra = {"tokenizer": "tokenizer-wiki", "history": history.to_dict()}
+    save_checkpoint(model, out_dir, metrics=metrics, extra=extra)
+    return metrics
