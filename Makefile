@@ -37,8 +37,8 @@ $(JS_STAMP): package.json package-lock.json scripts/vendor_frontend.sh
 
 # The HTML depends on everything the pages are made of; jupyter-cache decides which
 # notebooks really need executing again.
-BOOK_SOURCES := _config.yml _toc.yml $(wildcard book/*.md book/*.bib book/_ext/*.py book/assets/*.js) \
-	$(wildcard notebooks/*.ipynb) $(wildcard lmbook/*.py lmbook/js/*.js)
+BOOK_SOURCES := _config.yml _toc.yml $(shell find lmbook notebooks book -type f \
+	-not -path '*/vendor/*' -not -path '*/__pycache__/*' -not -path '*/.ipynb_checkpoints/*' -not -name '.stamp-*')
 
 $(HTML): $(PY_STAMP) $(JS_STAMP) $(BOOK_SOURCES)
 	@start=$$(date +%s); \

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import torch
@@ -108,6 +108,17 @@ class RuleBasedLM(_LM):
             p[targets] += self.confidence / len(targets)
         return p
 
+    def token_log_probs(self, ids: Sequence[int]) -> Tensor:
+        ids, base = list(ids), (1 - self.confidence) / self.vocab_size
+        out = []
+        for prev, tok in zip(ids, ids[1:]):
+            targets = self.rules.get(prev)
+            if not targets:
+                out.append(-math.log(self.vocab_size))
+            else:
+                out.append(math.log(base + (self.confidence / len(targets) if tok in targets else 0.0)))
+        return torch.tensor(out, dtype=torch.float64)
+
 
 # --------------------------------------------------------------------------- 2. n-grams
 
@@ -137,22 +148,15 @@ class NGramLM(_LM):
         if len(ids) < order:
             raise ValueError(f"ids has {len(ids)} tokens, fewer than order={order}")
         self.vocab_size, self.order, self.discount = vocab_size, order, discount
-        # tables[k][context of length k] = Counter(next token -> count); k = order-1 holds raw counts.
-        self.tables: list[dict[tuple, Counter]] = [defaultdict(Counter) for _ in range(order)]
-        top = order - 1
-        grams = set()
-        for i in range(top, len(ids)):
-            g = tuple(ids[i - top : i + 1])
-            self.tables[top][g[:-1]][g[-1]] += 1
-            grams.add(g)
-        for k in range(top - 1, -1, -1):  # continuation counts from the distinct (k+2)-grams
-            distinct = grams
-            grams = set()
-            for g in distinct:
-                lower = g[1:]
-                if lower not in grams:
-                    grams.add(lower)
-                    self.tables[k][lower[:-1]][lower[-1]] += 1
+        # tables[k][context of length k] = {next token: count}; k = order-1 holds raw n-gram counts,
+        # lower orders hold continuation counts: how many distinct tokens precede (context, next).
+        counts = Counter(zip(*(ids[i:] for i in range(order))))  # n-gram -> count
+        self.tables: list[dict[tuple, dict[int, int]]] = [{} for _ in range(order)]
+        for k in range(order - 1, -1, -1):
+            table = self.tables[k]
+            for g, c in counts.items():
+                table.setdefault(g[:-1], {})[g[-1]] = c
+            counts = Counter(g[1:] for g in counts)  # each distinct (k+1)-gram adds 1 to its suffix
         self.totals = [{h: sum(c.values()) for h, c in t.items()} for t in self.tables]
 
     def prob(self, context: Sequence[int], token: int) -> float:

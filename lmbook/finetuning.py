@@ -337,9 +337,9 @@ def translate(model, sources: list[str], src_vocab: WordVocab, tgt_vocab: WordVo
         words = tgt_vocab.decode(ids[1:], skip_special_tokens=False).split()
         if replace_unk and UNK_ID in ids and len(ids) > 1:
             cross = model(src[b : b + 1], torch.tensor([ids]), need_weights=True).cross_attentions
-            where = torch.stack(cross).mean((0, 2))[0].argmax(-1)  # (T,): most attended source position
             src_words = sources[b].split()
-            words = [src_words[j] if w == SPECIAL_TOKENS[UNK_ID] and (j := where[t].item()) < len(src_words) else w
+            attn = torch.stack(cross).mean((0, 2))[0, :, : len(src_words)]  # (T, S'): layers and heads averaged
+            words = [src_words[attn[t].argmax().item()] if w == SPECIAL_TOKENS[UNK_ID] else w
                      for t, w in enumerate(words)]
         results.append(" ".join(words))
     return results

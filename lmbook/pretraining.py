@@ -35,8 +35,8 @@ from torch import Tensor
 from lmbook.data import mask_tokens_for_mlm, pad_batch, split_sentences
 from lmbook.tokenizers import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
 
-__all__ = ["collate_mlm", "fill_in_the_blank", "lm_batches", "lm_loss", "mlm_accuracy", "mlm_loss", "mlm_nsp_loss",
-           "nsp_accuracy", "nsp_examples", "perplexity", "random_windows", "tokenize_documents",
+__all__ = ["collate_mlm", "fill_in_the_blank", "lm_batches", "lm_loss", "mlm_accuracy", "mlm_batches", "mlm_loss",
+           "mlm_nsp_loss", "nsp_accuracy", "nsp_examples", "perplexity", "random_windows", "tokenize_documents",
            "unigram_mlm_baseline", "unigram_perplexity"]  # fmt: skip
 
 SPECIAL_IDS = tuple(range(len(SPECIAL_TOKENS)))
@@ -111,7 +111,7 @@ def nsp_examples(docs: list[list[list[int]]], n: int, *, max_len: int = 128, sho
         else:
             other = docs[rng.choice([j for j in range(len(docs)) if j != d])]
             j, b = rng.randrange(len(other)), []
-            while j < len(other) and len(a) + len(b) < target:
+            while j < len(other) and (not b or len(a) + len(b) < target):  # at least one sentence
                 b += other[j]
                 j += 1
         _truncate_pair(a, b, budget, rng)
@@ -141,6 +141,21 @@ def collate_mlm(examples, *, vocab_size: int, generator: torch.Generator | None 
                                          mlm_probability=mlm_probability, generator=generator)  # fmt: skip
     return {"input_ids": masked, "token_type_ids": types, "attention_mask": attention_mask, "labels": labels,
             "next_sentence_label": torch.tensor([e[2] for e in examples], dtype=torch.long)}  # fmt: skip
+
+
+def mlm_batches(examples, *, batch_size: int, vocab_size: int, seed: int = 0) -> Callable[[int], dict]:
+    """A ``step -> batch`` sampler: ``batch_size`` random examples, masked afresh at every step.
+
+    Drawing a new mask each time an example is seen is RoBERTa's *dynamic masking*; BERT
+    masked its data once. Step ``s`` always gives the same batch (generator seeded ``seed + s``).
+    """
+
+    def batch(step: int) -> dict[str, Tensor]:
+        g = torch.Generator().manual_seed(seed + step)
+        idx = torch.randint(len(examples), (batch_size,), generator=g).tolist()
+        return collate_mlm([examples[i] for i in idx], vocab_size=vocab_size, generator=g)
+
+    return batch
 
 
 # ----------------------------------------------------------------------------- MLM + NSP losses

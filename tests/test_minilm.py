@@ -58,10 +58,12 @@ def test_hidden_states_and_every_attention_match_transformers(loaded):
         worst = max(worst, (mine - theirs).abs().max().item())
         torch.testing.assert_close(mine, theirs, atol=1e-4, rtol=0)
     print(f"max |Δ| attention weights over 6 layers: {worst:.2e}")
-    # the fast path (fused SDPA) gives the same hidden states
+    # the fast path (fused SDPA) gives the same hidden states, and matches transformers too
+    # (float32 kernels sum in another order: differences of ~1e-5 are rounding)
     with torch.no_grad():
         fast = ours(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], compute_heads=False)
-    torch.testing.assert_close(fast.hidden_states, got.hidden_states, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.hidden_states, got.hidden_states, atol=1e-4, rtol=0)
+    torch.testing.assert_close(fast.hidden_states, expected.last_hidden_state, atol=1e-4, rtol=0)
 
 
 def test_pooler_matches_and_missing_heads_are_reported(loaded):

@@ -13,6 +13,7 @@ so that ``tests/test_checkpoints_finetune.py`` can check the shipped numbers.
 from __future__ import annotations
 
 import random
+import re
 import shlex
 import sys
 import time
@@ -22,16 +23,28 @@ from pathlib import Path
 import torch
 
 from lmbook.finetuning import (
+    SequenceClassifier,
+    SpanQA,
     WordVocab,
+    accuracy,
+    classification_batch,
+    classification_loss,
     corpus_bleu,
+    freeze_encoder,
+    predict_answers,
+    qa_batch,
+    qa_features,
+    qa_metrics,
     sequence_exact_match,
+    span_loss,
     translate,
     translation_batch,
 )
-from lmbook.models import Transformer, TransformerConfig
-from lmbook.training import count_parameters, save_checkpoint, train
+from lmbook.models import Encoder, Transformer, TransformerConfig
+from lmbook.recipes import checkpoint_dir, load_pretrained
+from lmbook.tokenizers import CLS_ID, SEP_ID
+from lmbook.training import count_parameters, load_checkpoint, save_checkpoint, train
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 ARTICLES = {"the", "a", "an"}
 
 
@@ -84,9 +97,7 @@ def dictionary_baseline(train_pairs, sources: list[str]) -> list[str]:
 
 def load_translator(path: str | Path | None = None):
     """(model, source vocab, target vocab) of the shipped translator checkpoint."""
-    from lmbook.training import load_checkpoint
-
-    path = Path(path or CHECKPOINTS / "translator")
+    path = Path(path or checkpoint_dir("translator"))
     return load_checkpoint(path), WordVocab.load(path / "source_vocab.json"), WordVocab.load(path / "target_vocab.json")
 
 
@@ -98,17 +109,17 @@ def translator_eval(model, src_vocab, tgt_vocab, pairs, beam_size: int = 1) -> d
 
 
 def translator(out_dir: str | Path | None = None, *, steps: int = 2400, batch_size: int = 64, d_model: int = 64,
-               layers: int = 2, min_count: int = 2, lr: float = 1e-3, beam_size: int = 4, n_beam_eval: int = 100,
-               seed: int = 0) -> dict:  # fmt: skip
+               layers: int = 2, min_count: int = 2, lr: float = 1e-3, dropout: float = 0.1, norm_first: bool = False,
+               beam_size: int = 4, n_beam_eval: int = 100, seed: int = 0) -> dict:  # fmt: skip
     """Train the English -> Mirror encoder-decoder from scratch and save it with its vocabularies."""
     _setup(seed)
-    out_dir = Path(out_dir or CHECKPOINTS / "translator")
+    out_dir = Path(out_dir or checkpoint_dir("translator"))
     train_pairs, test_pairs = translation_split(seed=seed)
     src_vocab = WordVocab.build([p.source for p in train_pairs], min_count)
     tgt_vocab = WordVocab.build([p.target for p in train_pairs], min_count)
     config = TransformerConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), max_len=64,
                                n_encoder_layers=layers, n_decoder_layers=layers, n_heads=4, d_model=d_model,
-                               d_ff=4 * d_model, dropout=0.1)  # fmt: skip
+                               d_ff=4 * d_model, dropout=dropout, norm_first=norm_first)  # fmt: skip
     model = Transformer(config)
     items = [(p.source, p.target) for p in train_pairs]
     batches = _sampler(items, batch_size, lambda b: translation_batch(b, src_vocab, tgt_vocab), seed)
@@ -143,7 +154,8 @@ def translator(out_dir: str | Path | None = None, *, steps: int = 2400, batch_si
     extra = {"command": _command("translator"), "data": f"lmbook.qa_data.load_translation_pairs(): "
              f"{len(train_pairs)} train / {len(test_pairs)} test pairs (translation_split(seed={seed}))",
              "recipe": dict(steps=steps, batch_size=batch_size, d_model=d_model, layers=layers, min_count=min_count,
-                            lr=lr, beam_size=beam_size, n_beam_eval=n_beam_eval, seed=seed),
+                            lr=lr, dropout=dropout, norm_first=norm_first, beam_size=beam_size,
+                            n_beam_eval=n_beam_eval, seed=seed),
              "history": {"steps": history.steps, "train_loss": history.train_loss}}  # fmt: skip
     save_checkpoint(model, out_dir, metrics=metrics, extra=extra)
     src_vocab.save(out_dir / "source_vocab.json")
@@ -151,3 +163,151 @@ def translator(out_dir: str | Path | None = None, *, steps: int = 2400, batch_si
     return metrics
 
 
+
+
+# ----------------------------------------------------------------------------- classification
+def encode_articles(tokenizer, examples, max_len: int) -> list[tuple[list[int], int]]:
+    """(text, label) -> (``[CLS]`` first ``max_len - 2`` tokens ``[SEP]``, label); only the article's start is read."""
+    return [([CLS_ID, *tokenizer.encode(text[: 12 * max_len])[: max_len - 2], SEP_ID], y) for text, y in examples]
+
+
+@torch.no_grad()
+def classifier_eval(model: SequenceClassifier, encoded, batch_size: int = 64) -> dict:
+    """Accuracy and predictions of ``model`` (eval mode) on pre-encoded (ids, label) pairs."""
+    model.eval()
+    preds = []
+    for i in range(0, len(encoded), batch_size):
+        b = classification_batch(encoded[i : i + batch_size])
+        preds += model(b["input_ids"], b["attention_mask"]).argmax(-1).tolist()
+    return {"accuracy": accuracy(preds, [y for _, y in encoded]), "predictions": preds}
+
+
+def _fine_tune(model, train_set, *, steps, batch_size, lr, seed):
+    batches = _sampler(train_set, batch_size, classification_batch, seed)
+    return train(model, batches, classification_loss, steps=steps, lr=lr, seed=seed, progress=False, log_every=10)
+
+
+def classifier(out_dir: str | Path | None = None, *, steps: int = 150, batch_size: int = 16, max_len: int = 128,
+               lr: float = 3e-4, head_steps: int = 400, head_lr: float = 3e-3, seed: int = 0) -> dict:  # fmt: skip
+    """BBC News topics: fine-tune the pretrained encoder (shipped), and compare, at equal steps, with the same
+    model from scratch, a frozen encoder (head only, on pooled features) and the MLM-only encoder."""
+    from lmbook.data import load_classification, majority_baseline_accuracy
+
+    _setup(seed)
+    out_dir = Path(out_dir or checkpoint_dir("classifier"))
+    tok, data = load_pretrained("tokenizer-wiki"), load_classification("bbc_news")
+    train_set, test_set = encode_articles(tok, data.train, max_len), encode_articles(tok, data.test, max_len)
+    n_classes, runs, metrics = len(data.label_names), {}, {}
+
+    def run(name: str, encoder: Encoder) -> SequenceClassifier:
+        _setup(seed)
+        model = SequenceClassifier(encoder, n_classes)
+        history = _fine_tune(model, train_set, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+        result = classifier_eval(model, test_set)
+        runs[name] = result["predictions"]
+        metrics.update({f"{name}_test_accuracy": 100 * result["accuracy"], f"{name}_train_seconds": history.elapsed_s,
+                        f"{name}_trainable_parameters": count_parameters(model, trainable_only=True),
+                        f"{name}_final_train_loss": history.train_loss[-1]})  # fmt: skip
+        return model
+
+    model = run("pretrained", load_pretrained("encoder").train())
+    run("scratch", Encoder(model.config.encoder))
+    run("mlm_only", load_pretrained("encoder-mlm-only").train())
+    # frozen encoder: features are computed once (eval mode), then only the head learns
+    _setup(seed)
+    frozen = SequenceClassifier(load_pretrained("encoder"), n_classes)
+    freeze_encoder(frozen)
+    with torch.no_grad():
+        feats = []
+        for i in range(0, len(train_set), 64):
+            b = classification_batch(train_set[i : i + 64])
+            h = frozen.encoder(b["input_ids"], attention_mask=b["attention_mask"], compute_heads=False).hidden_states
+            feats.append(torch.tanh(frozen.encoder.pooler(h[:, 0])))  # (B, d): pooled [CLS]
+    feats, labels = torch.cat(feats), torch.tensor([y for _, y in train_set])
+    head_batches = _sampler(list(range(len(labels))), 64, lambda idx: (feats[idx], labels[idx]), seed)
+    head_loss = lambda m, b: torch.nn.functional.cross_entropy(m(b[0]), b[1])  # noqa: E731
+    history = train(frozen.head, head_batches, head_loss, steps=head_steps, lr=head_lr, seed=seed, progress=False)
+    result = classifier_eval(frozen, test_set)
+    metrics.update({"frozen_test_accuracy": 100 * result["accuracy"], "frozen_train_seconds": history.elapsed_s,
+                    "frozen_trainable_parameters": count_parameters(frozen, trainable_only=True),
+                    "majority_baseline_test_accuracy": 100 * majority_baseline_accuracy(data.train, data.test),
+                    "test_accuracy": metrics["pretrained_test_accuracy"], "steps": steps,
+                    "parameters": count_parameters(model)})  # fmt: skip
+    from lmbook.finetuning import confusion_matrix
+
+    extra = {"command": _command("classifier"), "labels": list(data.label_names),
+             "data": f"lmbook.data.load_classification('bbc_news'): {len(train_set)} train / {len(test_set)} test "
+                     f"articles, first {max_len} tokens of each (tokenizer-wiki)",
+             "recipe": dict(steps=steps, batch_size=batch_size, max_len=max_len, lr=lr, head_steps=head_steps,
+                            head_lr=head_lr, seed=seed),
+             "confusion_matrix_pretrained": confusion_matrix(runs["pretrained"], [y for _, y in test_set],
+                                                             n_classes).tolist()}  # fmt: skip
+    save_checkpoint(model, out_dir, metrics=metrics, extra=extra)
+    return metrics
+
+
+# ----------------------------------------------------------------------------- extractive QA
+_YEAR, _AMOUNT = re.compile(r"\b\d{4}\b"), re.compile(r"\d[\d.,]*(?:%| per ?cent)")
+_CAPITALISED = re.compile(r"[A-Z][\w'.-]*(?: [A-Z][\w'.-]*)*")
+
+
+def baseline_answer(question: str, context: str) -> str:
+    """A rule with no learning: by question word, the first year, amount or capitalised name
+    (not in the question) of the passage."""
+    if question.startswith(("When", "In which year")):
+        m = _YEAR.search(context)
+    elif question.startswith("By how much"):
+        m = _AMOUNT.search(context)
+    else:
+        m = next((m for m in _CAPITALISED.finditer(context) if m[0] not in question), None)
+    return m[0] if m else " ".join(context.split()[:3])
+
+
+def qa_eval_features(tokenizer, split: str = "test", max_len: int = 256):
+    """(examples, features) of a QA split, as the recipe and the checkpoint test encode them."""
+    from lmbook.qa_data import load_qa
+
+    examples = load_qa(split)
+    return examples, [qa_features(e, tokenizer, max_len) for e in examples]
+
+
+def qa(out_dir: str | Path | None = None, *, steps: int = 250, batch_size: int = 16, max_len: int = 256,
+       lr: float = 3e-4, max_answer_len: int = 30, seed: int = 0) -> dict:  # fmt: skip
+    """Extractive QA: fine-tune SpanQA from the pretrained encoder (shipped) and, at equal steps, from scratch."""
+    _setup(seed)
+    out_dir = Path(out_dir or checkpoint_dir("qa"))
+    tok = load_pretrained("tokenizer-wiki")
+    _, train_feats = qa_eval_features(tok, "train", max_len)
+    test_examples, test_feats = qa_eval_features(tok, "test", max_len)
+    answers = [e.answer for e in test_examples]
+    metrics = {}
+
+    def run(name: str, encoder: Encoder) -> SpanQA:
+        _setup(seed)
+        model = SpanQA(encoder)
+        history = train(model, _sampler(train_feats, batch_size, qa_batch, seed), span_loss, steps=steps, lr=lr,
+                        seed=seed, progress=False, log_every=10)  # fmt: skip
+        scores = qa_metrics(predict_answers(model, test_feats, max_answer_len=max_answer_len), answers)
+        metrics.update({f"{name}_test_exact_match": 100 * scores["exact_match"], f"{name}_test_f1": 100 * scores["f1"],
+                        f"{name}_train_seconds": history.elapsed_s, f"{name}_final_train_loss": history.train_loss[-1]})
+        return model
+
+    model = run("pretrained", load_pretrained("encoder").train())
+    run("scratch", Encoder(model.config.encoder))
+    baseline = qa_metrics([baseline_answer(e.question, e.context) for e in test_examples], answers)
+    first3 = qa_metrics([" ".join(e.context.split()[:3]) for e in test_examples], answers)
+    metrics.update({"test_exact_match": metrics["pretrained_test_exact_match"],
+                    "test_f1": metrics["pretrained_test_f1"],
+                    "baseline_rule_test_exact_match": 100 * baseline["exact_match"],
+                    "baseline_rule_test_f1": 100 * baseline["f1"],
+                    "baseline_first3_test_exact_match": 100 * first3["exact_match"],
+                    "baseline_first3_test_f1": 100 * first3["f1"],
+                    "test_answers_truncated": sum(f.start == 0 for f in test_feats), "test_examples": len(test_feats),
+                    "steps": steps, "parameters": count_parameters(model)})  # fmt: skip
+    extra = {"command": _command("qa"),
+             "data": f"lmbook.qa_data.load_qa: {len(train_feats)} train / {len(test_feats)} test examples, "
+                     f"[CLS] question [SEP] passage [SEP] cut to {max_len} tokens (tokenizer-wiki)",
+             "recipe": dict(steps=steps, batch_size=batch_size, max_len=max_len, lr=lr, max_answer_len=max_answer_len,
+                            seed=seed)}  # fmt: skip
+    save_checkpoint(model, out_dir, metrics=metrics, extra=extra)
+    return metrics

@@ -12,8 +12,8 @@ so that ``tests/test_checkpoints_pretrain.py`` re-measures exactly what the reci
 from __future__ import annotations
 
 import dataclasses
-import json
 import functools
+import json
 import platform
 import time
 from pathlib import Path
@@ -123,11 +123,11 @@ def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_s
     long = P.nsp_examples(docs, 2_000, max_len=256, seed=2)  # phase 2 (last 10 %): up to 256, as BERT did
     phase2 = int(0.9 * steps)
 
+    short_batch = P.mlm_batches(short, batch_size=batch_size, vocab_size=tok.vocab_size, seed=1_000)
+    long_batch = P.mlm_batches(long, batch_size=batch_size // 2, vocab_size=tok.vocab_size, seed=1_000)
+
     def batch(step: int) -> dict:
-        g = torch.Generator().manual_seed(1_000 + step)
-        pool, bs = (short, batch_size) if step < phase2 else (long, batch_size // 2)
-        idx = torch.randint(len(pool), (bs,), generator=g).tolist()
-        return P.collate_mlm([pool[i] for i in idx], vocab_size=tok.vocab_size, generator=g)  # fresh mask each time
+        return short_batch(step) if step < phase2 else long_batch(step)
 
     model = Encoder(ENCODER_CONFIG)
     loss_fn = P.mlm_nsp_loss if use_nsp else P.mlm_loss
@@ -161,18 +161,18 @@ def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_s
     return metrics
 
 
-def encoder(out_dir: Path | None = None, steps: int = 600, batch_size: int = 16, lr: float = 1e-3) -> dict:
+def encoder(out_dir: Path | None = None, steps: int = 500, batch_size: int = 16, lr: float = 1e-3) -> dict:
     """BERT-style encoder pretrained with MLM + NSP on Wikipedia (Chapter 4, section 3.2)."""
     return _encoder("encoder", True, out_dir, steps, batch_size, lr)
 
 
-def encoder_mlm_only(out_dir: Path | None = None, steps: int = 600, batch_size: int = 16, lr: float = 1e-3) -> dict:
+def encoder_mlm_only(out_dir: Path | None = None, steps: int = 500, batch_size: int = 16, lr: float = 1e-3) -> dict:
     """Same encoder, data and steps, trained with MLM only: the NSP ablation of Chapter 4 (RoBERTa's finding)."""
     return _encoder("encoder-mlm-only", False, out_dir, steps, batch_size, lr)
 
 
 # ----------------------------------------------------------------------------- decoder (GPT)
-def decoder(out_dir: Path | None = None, steps: int = 600, batch_size: int = 16, lr: float = 1e-3) -> dict:
+def decoder(out_dir: Path | None = None, steps: int = 500, batch_size: int = 16, lr: float = 1e-3) -> dict:
     """GPT-style decoder trained on random 128-token windows of the Wikipedia training split."""
     _setup()
     out_dir = Path(out_dir or checkpoint_dir("decoder"))

@@ -1,0 +1,235 @@
+"""Learning from user feedback: rewards, REINFORCE with a KL penalty, DPO (Chapter 6, Section 6.3).
+
+A deployed model meets people who like some replies and not others. This module turns
+that feedback into training signal for a ``Decoder`` (source sections 1.3 and 2.3):
+
+* **Simulated users** (:class:`SimulatedUser`) stand in for people: each has a stated
+  preference and a ``score(text)``; :meth:`SimulatedUser.thumbs` is its 👍/👎 and
+  :meth:`SimulatedUser.prefers` picks the better of two replies.
+* **REINFORCE with a baseline** (Williams, 1992): sample a reply ``y``, get a reward
+  ``R``, and push up ``log π(y)`` in proportion to ``R - b``, where the baseline ``b`` (a
+  running or batch mean reward) makes "better than usual" the signal, not "positive".
+  A **KL penalty** ``β · KL(π ‖ π_ref)`` to the original model keeps the text fluent, as
+  in RLHF (Ouyang et al., 2022)::
+
+      loss = -mean((R - b) · log π(y | x)) + β · KL(π ‖ π_ref)
+
+* **Direct preference optimisation** (Rafailov et al., 2023) skips the reward: given a
+  preferred reply ``y+`` and a rejected one ``y-`` it raises the log-ratio margin
+  ``[log π(y+) - log π_ref(y+)] - [log π(y-) - log π_ref(y-)]`` through a logistic loss.
+* :class:`FeedbackSession`: the live loop - generate, take a 👍/👎, take one small
+  policy-gradient step, generate again - which the chapter's widget drives.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["FeedbackSession", "SimulatedUser", "dpo_loss", "kl_to_reference", "reinforce_loss",
+           "sample_replies", "sequence_logprobs", "token_logprobs"]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- log-probabilities
+def token_logprobs(model: nn.Module, ids: Tensor) -> tuple[Tensor, Tensor]:
+    """Logits (B, T-1, V) predicting tokens 1..T-1 of ``ids`` (B, T), and their log-probs (B, T-1)."""
+    if ids.dim() != 2 or ids.shape[1] < 2:
+        raise ValueError(f"ids must be (batch, seq_len) with seq_len >= 2, got {tuple(ids.shape)}")
+    logits = model(ids[:, :-1]).logits  # (B, T-1, V)
+    logp = logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
+    return logits, logp
+
+
+def sequence_logprobs(model: nn.Module, ids: Tensor, prompt_len: int, mask: Tensor | None = None) -> Tensor:
+    """log π(reply | prompt) per row (B,): the sum of the log-probs of tokens ``prompt_len..T-1``.
+
+    ``mask`` (B, T - prompt_len), 1 for reply tokens that count (0 after an end-of-text), is optional.
+    """
+    if not 1 <= prompt_len < ids.shape[1]:
+        raise ValueError(f"prompt_len must be in [1, {ids.shape[1] - 1}] for ids of length {ids.shape[1]}, "
+                         f"got {prompt_len}")  # fmt: skip
+    _, logp = token_logprobs(model, ids)
+    logp = logp[:, prompt_len - 1:]  # (B, reply_len)
+    return (logp if mask is None else logp * mask).sum(-1)
+
+
+def kl_to_reference(logits: Tensor, ref_logits: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean over positions of the exact KL(π ‖ π_ref) = Σ_v π(v) (log π(v) - log π_ref(v)).
+
+    ``logits`` and ``ref_logits`` are (..., V) at the same positions; ``mask`` (...) selects
+    the positions that count. Zero when the two models agree; gradients flow into ``logits`` only.
+    """
+    if logits.shape != ref_logits.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and ref_logits {tuple(ref_logits.shape)} must match")
+    logp, ref_logp = logits.log_softmax(-1), ref_logits.detach().log_softmax(-1)
+    kl = (logp.exp() * (logp - ref_logp)).sum(-1)  # (...)
+    if mask is None:
+        return kl.mean()
+    return (kl * mask).sum() / mask.sum().clamp_min(1)
+
+
+def reinforce_loss(logprobs: Tensor, rewards: Tensor, baseline: float | Tensor = 0.0) -> Tensor:
+    """Policy-gradient loss ``-mean((R - b) · log π(y))``; its gradient raises the log-probability of
+    replies rewarded above the baseline and lowers the others. ``rewards`` and ``baseline`` get no gradient."""
+    rewards = torch.as_tensor(rewards, dtype=logprobs.dtype)
+    if rewards.shape != logprobs.shape:
+        raise ValueError(f"rewards {tuple(rewards.shape)} must have the shape of logprobs {tuple(logprobs.shape)}")
+    advantage = (rewards - torch.as_tensor(baseline, dtype=logprobs.dtype)).detach()
+    return -(advantage * logprobs).mean()
+
+
+def dpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor,
+             beta: float = 0.1) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """DPO loss ``-mean(log σ(β · margin))`` and the margins (B,), from sequence log-probs (B,) each.
+
+    margin = (log π(y+) - log π_ref(y+)) - (log π(y-) - log π_ref(y-)); at the start (π = π_ref)
+    every margin is 0 and the loss is log 2.
+    """
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    margin = (policy_chosen - ref_chosen.detach()) - (policy_rejected - ref_rejected.detach())
+    return -F.logsigmoid(beta * margin).mean(), margin.detach()
+
+
+# ----------------------------------------------------------------------------- simulated users
+@dataclass
+class SimulatedUser:
+    """A stand-in for a person with a stated preference (Section 6.3).
+
+    Args:
+        name: a short name for plots.
+        preference: the preference in words, e.g. "likes replies about music".
+        score: text -> a number, higher is better.
+        threshold: ``thumbs`` says 👍 when ``score(text) >= threshold``.
+    """
+
+    name: str
+    preference: str
+    score: Callable[[str], float]
+    threshold: float = 0.5
+
+    def thumbs(self, text: str) -> bool:
+        """👍 (True) or 👎 (False)."""
+        return self.score(text) >= self.threshold
+
+    def prefers(self, a: str, b: str) -> int:
+        """0 if it prefers ``a``, 1 if ``b`` (ties go to ``a``)."""
+        return int(self.score(b) > self.score(a))
+
+    @classmethod
+    def likes_words(cls, words: Sequence[str], name: str = "topic fan") -> SimulatedUser:
+        """Scores the fraction of ``words`` (whole words, any case) that appear, capped at 1 for one hit."""
+        vocab = {w.lower() for w in words}
+
+        def score(text: str) -> float:
+            found = {w for w in re.findall(r"[a-z]+", text.lower()) if w in vocab}
+            return min(1.0, float(len(found)))
+
+        return cls(name, f"likes replies that mention any of: {', '.join(sorted(vocab))}", score, 0.5)
+
+
+# ----------------------------------------------------------------------------- sampling replies
+@torch.no_grad()
+def sample_replies(model: nn.Module, prompt_ids: Sequence[int], n: int, max_new_tokens: int, *,
+                   temperature: float = 1.0, top_k: int | None = None,
+                   generator: torch.Generator | None = None) -> Tensor:  # fmt: skip
+    """``n`` sampled continuations of one prompt: (n, len(prompt) + max_new_tokens) ids."""
+    from lmbook.generation import generate
+
+    prompt = torch.tensor(list(prompt_ids), dtype=torch.long).repeat(n, 1)  # (n, P)
+    return generate(model, prompt, max_new_tokens, temperature=temperature, top_k=top_k, generator=generator)
+
+
+def _reply_loss(policy, reference, ids: Tensor, prompt_len: int, rewards: Tensor, baseline, beta: float):
+    """REINFORCE + β·KL on replies ``ids[:, prompt_len:]``; returns (loss, kl)."""
+    logits, logp = token_logprobs(policy, ids)
+    with torch.no_grad():
+        ref_logits = reference(ids[:, :-1]).logits
+    reply = slice(prompt_len - 1, None)
+    kl = kl_to_reference(logits[:, reply], ref_logits[:, reply])
+    loss = reinforce_loss(logp[:, reply].sum(-1), rewards, baseline) + beta * kl
+    return loss, kl
+
+
+# ----------------------------------------------------------------------------- the live loop
+@dataclass
+class FeedbackSession:
+    """Generate → 👍/👎 → one policy-gradient step → generate again (Section 6.3's live widget).
+
+    The policy starts as a copy of ``model``; ``model`` itself stays the frozen reference of the
+    KL penalty. A 👍 is reward +1, a 👎 reward 0; the baseline is the running mean reward, so a
+    👍 after many 👎 pushes harder than one more 👍 in a row.
+
+    Args:
+        model: a ``Decoder`` (not modified); tokenizer: its tokenizer (``encode``/``decode``).
+        prompt: text every reply continues. lr, beta: step size and KL weight.
+        max_new_tokens, temperature, top_k: how replies are sampled. seed: sampling seed.
+    """
+
+    model: nn.Module
+    tokenizer: object
+    prompt: str
+    lr: float = 3e-4
+    beta: float = 0.1
+    max_new_tokens: int = 16
+    temperature: float = 1.0
+    top_k: int | None = 50
+    seed: int = 0
+    baseline_decay: float = 0.8
+    history: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.reference = self.model.eval()
+        for p in self.reference.parameters():
+            p.requires_grad_(False)
+        self.policy = copy.deepcopy(self.reference)
+        for p in self.policy.parameters():
+            p.requires_grad_(True)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.prompt_ids = self.tokenizer.encode(self.prompt)
+        self.baseline, self.pending = 0.5, None
+
+    def generate(self) -> str:
+        """Sample a reply from the current policy; it waits for :meth:`feedback`."""
+        ids = sample_replies(self.policy, self.prompt_ids, 1, self.max_new_tokens, temperature=self.temperature,
+                             top_k=self.top_k, generator=self.generator)  # fmt: skip
+        self.pending = ids
+        return self.reply_text(ids[0])
+
+    def reply_text(self, ids: Tensor) -> str:
+        return self.tokenizer.decode(ids[len(self.prompt_ids):].tolist())
+
+    def feedback(self, liked: bool) -> dict:
+        """Record 👍 (True) or 👎 (False) for the last reply and take one step; returns that step's numbers."""
+        if self.pending is None:
+            raise RuntimeError("call generate() before feedback(): there is no reply to rate")
+        ids, self.pending = self.pending, None
+        reward = 1.0 if liked else 0.0
+        self.policy.train()
+        loss, kl = _reply_loss(self.policy, self.reference, ids, len(self.prompt_ids),
+                               torch.tensor([reward]), self.baseline, self.beta)  # fmt: skip
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0)
+        self.optimizer.step()
+        self.policy.eval()
+        entry = {"step": len(self.history) + 1, "reply": self.reply_text(ids[0]), "liked": bool(liked),
+                 "reward": reward, "baseline": self.baseline, "kl": kl.item()}  # fmt: skip
+        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
+        self.history.append(entry)
+        return entry
+
+    def record(self, user: SimulatedUser, rounds: int) -> dict:
+        """Let ``user`` click for ``rounds`` rounds; returns the session as JSON-able data for the replay."""
+        for _ in range(rounds):
+            text = self.generate()
+            self.feedback(user.thumbs(text))
+        return {"prompt": self.prompt, "user": user.preference, "lr": self.lr, "beta": self.beta,
+                "steps": list(self.history)}  # fmt: skip
