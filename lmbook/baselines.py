@@ -111,7 +111,7 @@ class RuleBasedLM(_LM):
     def token_log_probs(self, ids: Sequence[int]) -> Tensor:
         ids, base = list(ids), (1 - self.confidence) / self.vocab_size
         out = []
-        for prev, tok in zip(ids, ids[1:]):
+        for prev, tok in zip(ids, ids[1:], strict=False):
             targets = self.rules.get(prev)
             if not targets:
                 out.append(-math.log(self.vocab_size))
@@ -150,7 +150,7 @@ class NGramLM(_LM):
         self.vocab_size, self.order, self.discount = vocab_size, order, discount
         # tables[k][context of length k] = {next token: count}; k = order-1 holds raw n-gram counts,
         # lower orders hold continuation counts: how many distinct tokens precede (context, next).
-        counts = Counter(zip(*(ids[i:] for i in range(order))))  # n-gram -> count
+        counts = Counter(zip(*(ids[i:] for i in range(order)), strict=False))  # n-gram -> count
         self.tables: list[dict[tuple, dict[int, int]]] = [{} for _ in range(order)]
         for k in range(order - 1, -1, -1):
             table = self.tables[k]
@@ -266,19 +266,27 @@ class TransformerLM(_LM):
         return self.model(torch.tensor([ctx])).logits[0, -1].double().softmax(-1)
 
     @torch.no_grad()
-    def token_log_probs(self, ids: Sequence[int]) -> Tensor:
+    def token_log_probs(self, ids: Sequence[int], batch_size: int = 32) -> Tensor:
         ids = torch.as_tensor(ids, dtype=torch.long)
-        T, step, out = self.max_len, self.max_len // 2, []
-        start = 0  # ids[start + 1 : start + T] are predicted by this window; score the new ones only
-        scored = 0  # tokens 1..scored are done
-        while scored < len(ids) - 1:
-            window = ids[start : start + T]  # (<= T,)
-            logp = F.log_softmax(self.model(window[None]).logits[0].double(), -1)  # (T, V)
-            lp = logp[:-1].gather(1, window[1:, None])[:, 0]  # log p(window[j+1] | window[:j+1])
-            first_new = scored - start  # index in lp of token scored + 1
-            out.append(lp[first_new:])
-            scored = start + len(window) - 1
-            start += step
+        T, step, N = self.max_len, self.max_len // 2, len(ids)
+        # Window w starts at w * step; it predicts ids[start+1 : start+T] and keeps the tokens after `scored`.
+        plan, scored, start = [], 0, 0
+        while scored < N - 1:
+            end = min(start + T, N)
+            plan.append((start, end, scored - start))  # keep lp[first_new:] of this window
+            scored, start = end - 1, start + step
+        out = []
+        full = [p for p in plan if p[1] - p[0] == T]
+        for i in range(0, len(full), batch_size):
+            chunk = full[i : i + batch_size]
+            windows = torch.stack([ids[a:b] for a, b, _ in chunk])  # (B, T)
+            logp = F.log_softmax(self.model(windows).logits.double(), -1)  # (B, T, V)
+            lp = logp[:, :-1].gather(2, windows[:, 1:, None])[..., 0]  # (B, T-1)
+            out += [lp[j, first:] for j, (_, _, first) in enumerate(chunk)]
+        for a, b, first in plan[len(full):]:  # the last, shorter window(s)
+            window = ids[a:b]
+            logp = F.log_softmax(self.model(window[None]).logits[0].double(), -1)
+            out.append(logp[:-1].gather(1, window[1:, None])[first:, 0])
         return torch.cat(out)
 
 
@@ -327,7 +335,9 @@ def word_level_tokens(text: str, vocabulary: set[str]) -> list[str]:
 
 
 def check_perplexity(fn: Callable) -> str:
-    """Check a reader's ``fn(log_probs) -> perplexity`` (Chapter 1, exercise 1); raises AssertionError saying what is wrong.
+    """Check a reader's ``fn(log_probs) -> perplexity`` (Chapter 1, exercise 1).
+
+    Raises AssertionError saying what is wrong.
 
     ``log_probs`` is a 1-D tensor of natural-log probabilities of the observed tokens.
     """

@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["FeedbackSession", "SimulatedUser", "dpo_loss", "kl_to_reference", "reinforce_loss",
-           "sample_replies", "sequence_logprobs", "token_logprobs"]  # fmt: skip
+__all__ = ["FeedbackSession", "SimulatedUser", "dpo_loss", "evaluate_policy", "kl_to_reference", "preference_pairs",
+           "reinforce_loss", "sample_replies", "sequence_logprobs", "token_logprobs", "train_dpo",
+           "train_reinforce"]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- log-probabilities
@@ -134,6 +135,18 @@ class SimulatedUser:
         return cls(name, f"likes replies that mention any of: {', '.join(sorted(vocab))}", score, 0.5)
 
 
+    @classmethod
+    def likes_numbers(cls, name: str = "numbers fan") -> SimulatedUser:
+        """👍 for a reply with a number in it: a digit or a number word (one ... ten, first, year, century...)."""
+        words = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "hundred",
+                 "thousand", "million", "first", "second", "third", "year", "years", "century"}  # fmt: skip
+
+        def score(text: str) -> float:
+            return float(bool(re.search(r"\d", text)) or bool(words & set(re.findall(r"[a-z]+", text.lower()))))
+
+        return cls(name, "likes replies with numbers in them (digits, number words, years)", score, 0.5)
+
+
 # ----------------------------------------------------------------------------- sampling replies
 @torch.no_grad()
 def sample_replies(model: nn.Module, prompt_ids: Sequence[int], n: int, max_new_tokens: int, *,
@@ -157,18 +170,106 @@ def _reply_loss(policy, reference, ids: Tensor, prompt_len: int, rewards: Tensor
     return loss, kl
 
 
+@torch.no_grad()
+def evaluate_policy(policy, reference, prompt_ids, user: SimulatedUser, decode: Callable, n: int = 64,
+                    max_new_tokens: int = 16, seed: int = 1234) -> dict:  # fmt: skip
+    """Mean reward of ``n`` sampled replies and the mean per-token KL(π ‖ π_ref) on them."""
+    ids = sample_replies(policy, prompt_ids, n, max_new_tokens, generator=torch.Generator().manual_seed(seed))
+    p = len(prompt_ids)
+    rewards = [user.score(decode(row[p:].tolist())) for row in ids]
+    kl = kl_to_reference(policy(ids[:, :-1]).logits[:, p - 1:], reference(ids[:, :-1]).logits[:, p - 1:])
+    return {"reward": sum(rewards) / n, "kl": kl.item(), "samples": [decode(r[p:].tolist()) for r in ids[:4]]}
+
+
+def train_reinforce(policy, reference, prompt_ids, user: SimulatedUser, decode: Callable, *, steps: int = 40,
+                    batch_size: int = 16, max_new_tokens: int = 16, lr: float = 1e-3, beta: float = 0.1,
+                    seed: int = 0) -> dict:  # fmt: skip
+    """REINFORCE with a batch-mean baseline and a KL penalty (Section 6.3); trains ``policy`` in place.
+
+    Each step samples ``batch_size`` replies, scores them with ``user``, and takes one Adam step
+    on ``reinforce_loss(..., baseline=mean reward) + beta * KL``. Returns per-step lists
+    ``{"step", "reward", "kl"}`` (the reward of the sampled batch, the KL before the step).
+    """
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=lr)
+    log: dict[str, list] = {"step": [], "reward": [], "kl": []}
+    p = len(prompt_ids)
+    for step in range(1, steps + 1):
+        ids = sample_replies(policy, prompt_ids, batch_size, max_new_tokens, generator=g)
+        rewards = torch.tensor([user.score(decode(row[p:].tolist())) for row in ids])
+        policy.train()
+        loss, kl = _reply_loss(policy, reference, ids, p, rewards, rewards.mean(), beta)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        opt.step()
+        policy.eval()
+        for k, v in (("step", step), ("reward", rewards.mean().item()), ("kl", kl.item())):
+            log[k].append(v)
+    return log
+
+
+@torch.no_grad()
+def preference_pairs(model, prompt_ids, user: SimulatedUser, decode: Callable, n_pairs: int,
+                     max_new_tokens: int = 16, seed: int = 0) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """(chosen, rejected) ids, each (n_pairs, P + max_new_tokens): two samples of ``model`` per pair,
+    ordered by ``user.prefers``; pairs the user scores equally are skipped (it has no preference)."""
+    g = torch.Generator().manual_seed(seed)
+    chosen, rejected, p = [], [], len(prompt_ids)
+    for _ in range(20):
+        ids = sample_replies(model, prompt_ids, 2 * n_pairs, max_new_tokens, generator=g)
+        for a, b in zip(ids[0::2], ids[1::2], strict=True):
+            sa, sb = user.score(decode(a[p:].tolist())), user.score(decode(b[p:].tolist()))
+            if sa != sb and len(chosen) < n_pairs:
+                chosen.append(a if sa > sb else b)
+                rejected.append(b if sa > sb else a)
+        if len(chosen) == n_pairs:
+            return torch.stack(chosen), torch.stack(rejected)
+    raise RuntimeError(f"found only {len(chosen)} of {n_pairs} pairs with a preference; the user likes "
+                       f"(almost) every reply the same")  # fmt: skip
+
+
+def train_dpo(policy, reference, chosen: Tensor, rejected: Tensor, prompt_len: int, *, steps: int = 40,
+              batch_size: int = 16, lr: float = 1e-3, beta: float = 0.1, seed: int = 0) -> dict:  # fmt: skip
+    """DPO on preference pairs (Section 6.3); trains ``policy`` in place.
+
+    Returns per-step lists ``{"step", "loss", "margin", "accuracy"}``; accuracy is the fraction
+    of the batch whose margin is positive (the policy ranks the pair as the user did).
+    """
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=lr)
+    with torch.no_grad():
+        ref_c = sequence_logprobs(reference, chosen, prompt_len)
+        ref_r = sequence_logprobs(reference, rejected, prompt_len)
+    log: dict[str, list] = {"step": [], "loss": [], "margin": [], "accuracy": []}
+    policy.train()
+    for step in range(1, steps + 1):
+        idx = torch.randperm(len(chosen), generator=g)[:batch_size]
+        loss, margin = dpo_loss(sequence_logprobs(policy, chosen[idx], prompt_len),
+                                sequence_logprobs(policy, rejected[idx], prompt_len), ref_c[idx], ref_r[idx], beta)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        opt.step()
+        for k, v in (("step", step), ("loss", loss.item()), ("margin", margin.mean().item()),
+                     ("accuracy", (margin > 0).float().mean().item())):  # fmt: skip
+            log[k].append(v)
+    policy.eval()
+    return log
+
+
 # ----------------------------------------------------------------------------- the live loop
 @dataclass
 class FeedbackSession:
     """Generate → 👍/👎 → one policy-gradient step → generate again (Section 6.3's live widget).
 
-    The policy starts as a copy of ``model``; ``model`` itself stays the frozen reference of the
-    KL penalty. A 👍 is reward +1, a 👎 reward 0; the baseline is the running mean reward, so a
-    👍 after many 👎 pushes harder than one more 👍 in a row.
+    The policy starts as a copy of ``model``; another, frozen copy is the reference of the KL
+    penalty (``model`` itself is not touched). A 👍 is reward 1, a 👎 reward 0; the baseline is
+    a running mean of the rewards, so a 👍 after many 👎 pushes harder than one more 👍 in a row.
 
     Args:
         model: a ``Decoder`` (not modified); tokenizer: its tokenizer (``encode``/``decode``).
-        prompt: text every reply continues. lr, beta: step size and KL weight.
+        prompt: text every reply continues (after ``bos_id``, if given). lr, beta: step size and KL weight.
         max_new_tokens, temperature, top_k: how replies are sampled. seed: sampling seed.
     """
 
@@ -181,19 +282,16 @@ class FeedbackSession:
     temperature: float = 1.0
     top_k: int | None = 50
     seed: int = 0
+    bos_id: int | None = None
     baseline_decay: float = 0.8
     history: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.reference = self.model.eval()
-        for p in self.reference.parameters():
-            p.requires_grad_(False)
-        self.policy = copy.deepcopy(self.reference)
-        for p in self.policy.parameters():
-            p.requires_grad_(True)
+        self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)  # ``model`` is left as it was
+        self.policy = copy.deepcopy(self.reference).requires_grad_(True)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
         self.generator = torch.Generator().manual_seed(self.seed)
-        self.prompt_ids = self.tokenizer.encode(self.prompt)
+        self.prompt_ids = ([] if self.bos_id is None else [self.bos_id]) + self.tokenizer.encode(self.prompt)
         self.baseline, self.pending = 0.5, None
 
     def generate(self) -> str:

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["LoRALinear", "apply_lora", "lora_parameters", "merge_lora"]
+__all__ = ["LoRALinear", "apply_lora", "check_lora", "lora_parameters", "merge_lora"]
 
 DEFAULT_TARGETS = ("q_proj", "v_proj")
 
@@ -132,3 +132,35 @@ def merge_lora(model: nn.Module) -> nn.Module:
                 p.requires_grad_(False)
             setattr(parent, child, merged)
     return model
+
+
+def check_lora(lora_cls, r: int = 4, alpha: float = 8.0) -> str:
+    """Check a learner's LoRA layer ``lora_cls(base, r, alpha)`` (Chapter 6b, exercise 1).
+
+    It must keep ``base`` frozen, hold trainable ``lora_A`` (r, d_in) and ``lora_B`` (d_out, r),
+    start exactly at ``base`` (B = 0), and compute ``base(x) + (alpha / r) x Aᵀ Bᵀ``. Raises an
+    ``AssertionError`` naming the first thing that is wrong; returns a short report if all pass.
+    """
+    g = torch.Generator().manual_seed(0)
+    base = nn.Linear(12, 7)
+    x = torch.randn(3, 5, 12, generator=g)
+    layer = lora_cls(base, r, alpha)
+    for name, shape in (("lora_A", (r, 12)), ("lora_B", (7, r))):
+        p = getattr(layer, name, None)
+        if not isinstance(p, nn.Parameter) or tuple(p.shape) != shape:
+            raise AssertionError(f"{name} must be an nn.Parameter of shape {shape} (d_in=12, d_out=7, r={r}), "
+                                 f"got {getattr(p, 'shape', p)}")  # fmt: skip
+    trainable = {n for n, p in layer.named_parameters() if p.requires_grad}
+    if trainable != {"lora_A", "lora_B"}:
+        raise AssertionError(f"only lora_A and lora_B may be trainable; trainable now: {sorted(trainable)}")
+    if not torch.allclose(layer(x), base(x), atol=1e-6):
+        raise AssertionError("at initialisation the output must equal base(x): start lora_B at zero")
+    if layer.lora_A.detach().abs().max() == 0:
+        raise AssertionError("lora_A is all zeros: with A = B = 0 no gradient ever reaches B; initialise A randomly")
+    with torch.no_grad():
+        layer.lora_B.normal_(generator=g)
+    expected = base(x) + (alpha / r) * (x @ layer.lora_A.T @ layer.lora_B.T)
+    if not torch.allclose(layer(x), expected, atol=1e-5):
+        scale = (layer(x) - base(x)).norm() / (expected - base(x)).norm()
+        raise AssertionError(f"the correction must be (alpha / r) * B A x; yours is {scale:.3g} times that size")
+    return f"LoRA layer ok: {r * (12 + 7)} trainable numbers instead of {12 * 7 + 7}"

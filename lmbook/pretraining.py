@@ -143,7 +143,8 @@ def collate_mlm(examples, *, vocab_size: int, generator: torch.Generator | None 
             "next_sentence_label": torch.tensor([e[2] for e in examples], dtype=torch.long)}  # fmt: skip
 
 
-def mlm_batches(examples, *, batch_size: int, vocab_size: int, seed: int = 0) -> Callable[[int], dict]:
+def mlm_batches(examples, *, batch_size: int, vocab_size: int, seed: int = 0,
+                mlm_probability: float = 0.15) -> Callable[[int], dict]:  # fmt: skip
     """A ``step -> batch`` sampler: ``batch_size`` random examples, masked afresh at every step.
 
     Drawing a new mask each time an example is seen is RoBERTa's *dynamic masking*; BERT
@@ -153,7 +154,8 @@ def mlm_batches(examples, *, batch_size: int, vocab_size: int, seed: int = 0) ->
     def batch(step: int) -> dict[str, Tensor]:
         g = torch.Generator().manual_seed(seed + step)
         idx = torch.randint(len(examples), (batch_size,), generator=g).tolist()
-        return collate_mlm([examples[i] for i in idx], vocab_size=vocab_size, generator=g)
+        return collate_mlm([examples[i] for i in idx], vocab_size=vocab_size, generator=g,
+                           mlm_probability=mlm_probability)  # fmt: skip
 
     return batch
 

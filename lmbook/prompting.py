@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["CACHE_DIR", "chat_prompt", "classification_messages", "complete", "label_token_ids", "load_chat_model",
-           "next_token_logits", "score_labelled_task"]  # fmt: skip
+__all__ = ["CACHE_DIR", "chat_prompt", "check_top_p", "classification_messages", "complete", "label_token_ids",
+           "load_chat_model", "next_token_logits", "score_labelled_task"]  # fmt: skip
 
 CACHE_DIR = Path(os.environ.get("LMBOOK_CACHE", Path.home() / ".cache" / "lmbook"))
 _LOADED: dict[str, tuple] = {}
@@ -120,39 +120,59 @@ def classification_messages(text: str, labels: Sequence[str], style: str,
     return messages + [{"role": "user", "content": ask(text)}]
 
 
-def label_token_ids(tokenizer, labels: Sequence[str]) -> list[int]:
-    """The first token id of each label as the reply's first word (capitalised, as the model starts a reply)."""
+def label_token_ids(tokenizer, labels: Sequence[str]) -> list[list[int]]:
+    """For each label, the token ids a reply can start it with: the first token of ``label`` and of ``Label``."""
     ids = []
     for label in labels:
-        first = tokenizer.encode(label.capitalize(), add_special_tokens=False)[0]
-        ids.append(first)
-    if len(set(ids)) != len(ids):
+        ids.append(sorted({tokenizer.encode(v, add_special_tokens=False)[0] for v in (label, label.capitalize())}))
+    flat = [i for group in ids for i in group]
+    if len(set(flat)) != len(flat):
         raise ValueError(f"labels {list(labels)} do not start with distinct tokens: {ids}")
     return ids
 
 
 @torch.no_grad()
-def next_token_logits(model, tokenizer, prompts: Sequence[str], batch_size: int = 8) -> Tensor:
-    """(N, vocab) logits of the token that would follow each prompt string (left-padded batches)."""
+def next_token_logits(model, tokenizer, prompts: Sequence[str], batch_size: int = 16) -> Tensor:
+    """(N, vocab) logits of the token that would follow each prompt string.
+
+    Prompts built from one template share a long beginning (system prompt, instruction,
+    worked examples). That common prefix of token ids is run **once**; its keys and values
+    (the KV cache of Chapter 5) are copied for each batch, and only each prompt's own tail
+    is computed. The tails are right-padded, which a causal model never sees, and each
+    row's logits are read at its own last token. The result equals running every full prompt.
+    """
+    import copy
+
+    if not prompts:
+        raise ValueError("prompts is empty")
+    enc = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    common = 0
+    while common < min(map(len, enc)) - 1 and all(e[common] == enc[0][common] for e in enc):
+        common += 1
+    prefix_cache = None
+    if common:
+        prefix_cache = model.model(input_ids=torch.tensor([enc[0][:common]]), use_cache=True).past_key_values
     out = []
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    for i in range(0, len(prompts), batch_size):
-        enc = [tokenizer.encode(p, add_special_tokens=False) for p in prompts[i:i + batch_size]]
-        width = max(map(len, enc))
-        ids = torch.tensor([[pad_id] * (width - len(e)) + e for e in enc])  # (b, width), left padding
-        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc])
-        position_ids = (mask.cumsum(-1) - 1).clamp_min(0)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits[:, -1]  # (b, V)
-        out.append(logits.float())
+    for i in range(0, len(enc), batch_size):
+        tails = [e[common:] for e in enc[i:i + batch_size]]
+        width = max(map(len, tails))
+        ids = torch.tensor([t + [0] * (width - len(t)) for t in tails])  # (b, width), right padding
+        cache = None
+        if prefix_cache is not None:
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(tails))
+        hidden = model.model(input_ids=ids, cache=cache, use_cache=cache is not None).last_hidden_state
+        last = hidden[torch.arange(len(tails)), torch.tensor([len(t) - 1 for t in tails])]  # (b, d)
+        out.append(model.lm_head(last).float())  # (b, V): the output layer only where it is needed
     return torch.cat(out)
 
 
 def score_labelled_task(model, tokenizer, examples: Sequence[tuple[str, int]], labels: Sequence[str],
-                        make_messages: Callable[[str], list[dict]], batch_size: int = 8) -> dict:  # fmt: skip
+                        make_messages: Callable[[str], list[dict]], batch_size: int = 16) -> dict:  # fmt: skip
     """Accuracy of a prompt on labelled ``examples`` = (text, label index) (Section 6.1).
 
-    The answer is read from one forward pass: among the first tokens of the label words,
-    the one the model finds most likely. ``follows_format`` is the fraction of examples
+    The answer is read from one forward pass: among the labels, the one whose first token
+    (``label`` or ``Label``) the model finds most likely. ``follows_format`` is the fraction of examples
     whose single most likely next token (over the whole vocabulary) is one of those label
     tokens, i.e. how often the model would start its reply with a valid answer.
 
@@ -166,13 +186,14 @@ def score_labelled_task(model, tokenizer, examples: Sequence[tuple[str, int]], l
     prompts = [chat_prompt(tokenizer, make_messages(text)) for text, _ in examples]
     logits = next_token_logits(model, tokenizer, prompts, batch_size)  # (N, V)
     probs = logits.softmax(-1)
-    label_probs = probs[:, ids]  # (N, n_labels)
+    label_probs = torch.stack([probs[:, group].sum(-1) for group in ids], -1)  # (N, n_labels)
     predictions = label_probs.argmax(-1).tolist()
     gold = [y for _, y in examples]
     top = probs.argmax(-1).tolist()
+    allowed = {i for group in ids for i in group}
     return {
         "accuracy": sum(p == y for p, y in zip(predictions, gold, strict=True)) / len(gold),
-        "follows_format": sum(t in ids for t in top) / len(top),
+        "follows_format": sum(t in allowed for t in top) / len(top),
         "label_probability": label_probs.sum(-1).mean().item(),
         "predictions": predictions,
     }
@@ -184,3 +205,33 @@ def complete(model, tokenizer, messages: Sequence[dict], max_new_tokens: int = 4
     ids = tokenizer(chat_prompt(tokenizer, messages), return_tensors="pt", add_special_tokens=False)
     out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id)
     return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+def check_top_p(fn: Callable[[Tensor, float], Tensor], trials: int = 20) -> str:
+    """Check a learner's ``fn(logits, p)`` against ``lmbook.generation.top_p_filter`` (Chapter 6a, exercise 3).
+
+    Tries random (batch, vocab) logits, p from tiny to 1, and a row of ties. Raises an
+    ``AssertionError`` saying which case differs and how; returns a short report if all pass.
+    """
+    from lmbook.generation import top_p_filter
+
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(3, 12, generator=g) * s, p) for s in (0.5, 2.0, 5.0) for p in (1e-6, 0.3, 0.9, 1.0)]
+    cases += [(torch.randn(2, 50, generator=g), float(torch.rand(1, generator=g)) * 0.98 + 0.01)
+              for _ in range(trials)]  # fmt: skip
+    cases.append((torch.tensor([[1.0, 1.0, 1.0, 1.0, -2.0]]), 0.5))
+    for i, (logits, p) in enumerate(cases):
+        expected = top_p_filter(logits, p)
+        got = fn(logits.clone(), p)
+        if not isinstance(got, Tensor) or got.shape != logits.shape:
+            raise AssertionError(f"case {i}: expected a tensor of shape {tuple(logits.shape)}, got "
+                                 f"{getattr(got, 'shape', type(got).__name__)}")  # fmt: skip
+        kept, want = torch.isfinite(got), torch.isfinite(expected)
+        if not torch.equal(kept, want):
+            n_got, n_want = kept.sum(-1).tolist(), want.sum(-1).tolist()
+            hint = (" - keep a token while the tokens ranked above it hold less than p: the token that "
+                    "crosses p stays" if sum(n_got) < sum(n_want) else " - you keep tokens beyond the nucleus")
+            raise AssertionError(f"case {i} (p={p:.3g}): kept {n_got} tokens per row, expected {n_want}{hint}")
+        if not torch.allclose(got[kept], logits[kept]):
+            raise AssertionError(f"case {i}: the kept logits must be unchanged (set only the others to -inf)")
+    return f"top-p ok on {len(cases)} cases"

@@ -101,6 +101,10 @@ def test_transformer_lm_sliding_window_scores_every_token_once(tok):
     # token 5 (inside the first window) sees tokens 0..4; token 20 sees the last 8 or fewer tokens of a window.
     assert lp[4].item() == pytest.approx(math.log(lm.next_token_probs(ids[:5])[ids[5]].item()), abs=1e-6)
     assert all(lp <= 0)
+    # windows of 8 start every 4 tokens: token 10 is scored by the window starting at 4, token 27 by the one at 20
+    assert lp[9].item() == pytest.approx(math.log(lm.next_token_probs(ids[4:10])[ids[10]].item()), abs=1e-6)
+    assert lp[26].item() == pytest.approx(math.log(lm.next_token_probs(ids[20:27])[ids[27]].item()), abs=1e-6)
+    assert torch.allclose(lm.token_log_probs(ids, batch_size=1), lp)
 
 
 def test_sample_text_is_reproducible(tok):
@@ -128,3 +132,14 @@ def test_check_perplexity_accepts_right_and_explains_wrong():
         check_perplexity(lambda lp: torch.exp(-lp.sum()))
     with pytest.raises(AssertionError, match="cross-entropy"):
         check_perplexity(lambda lp: -lp.mean())
+
+
+def test_ngram_lower_orders_hold_continuation_counts():
+    # "7 9" "8 9" "8 9" "9 7" "9 8" ...: token 9 follows two distinct tokens (7 and 8), token 8 follows one (9).
+    ids = [7, 9, 8, 9, 8, 9, 7]
+    lm = NGramLM(ids, vocab_size=10, order=2)
+    assert lm.tables[1][(8,)] == {9: 2} and lm.tables[1][(9,)] == {8: 2, 7: 1}
+    assert lm.tables[0][()] == {9: 2, 8: 1, 7: 1}
+    D = lm.discount
+    p_unigram_9 = (2 - D) / 4 + D * 3 / 4 / 10
+    assert lm.prob([8], 9) == pytest.approx((2 - D) / 2 + D * 1 / 2 * p_unigram_9)

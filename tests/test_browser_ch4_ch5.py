@@ -53,7 +53,7 @@ def test_masking_explorer_starts_at_bert_rate(chapter4):
     assert kinds[0] == "keep" and kinds[-1] == "keep", "[CLS] and [SEP] must never be masked"
     chosen = sum(k != "keep" for k in kinds)
     assert chosen == _count(page, "n-selected") and 0 < chosen < len(kinds) / 3
-    assert page.locator(".lmb-mask .tok.mask").count() == _count(page, "n-mask")
+    assert page.locator(".lmb-mask .tokens .tok.mask").count() == _count(page, "n-mask")
 
 
 def test_rate_slider_remasks_in_the_browser(chapter4):
@@ -68,7 +68,7 @@ def test_rate_slider_remasks_in_the_browser(chapter4):
     assert chosen_after > 2 * chosen_before, "raising the rate did not mask more tokens"
     # a token chosen at 15 % stays chosen, with the same kind, at the higher rate
     assert all(a == b for a, b in zip(before, after, strict=True) if a != "keep")
-    assert page.locator(".lmb-mask .tok.mask .orig").count() == _count(page, "n-mask")
+    assert page.locator(".lmb-mask .tokens .tok.mask .orig").count() == _count(page, "n-mask")
 
 
 def test_remask_button_draws_a_new_sample(chapter4):

@@ -125,7 +125,7 @@ function render({ model, el }) {
     const chars = [...state.text].length;
     root.querySelector(".stats").textContent =
       `${chars} characters → ${ids.length} BPE tokens (${(chars / Math.max(1, ids.length)).toFixed(2)} characters per token); ` +
-      `word level: ${wl.length} words, ${unk} unknown. Decoding the BPE ids gives the text back exactly.`;
+      `word level: ${wl.length} word${wl.length === 1 ? "" : "s"}, ${unk} unknown. Decoding the BPE ids gives the text back exactly.`;
   }
 
   input.addEventListener("input", () => { state.text = input.value; sync("text", state.text); draw(); });

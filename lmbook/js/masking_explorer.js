@@ -50,14 +50,15 @@ const CSS = `
 .lmb-mask { font-family: var(--pst-font-family-base, system-ui, sans-serif); font-size: 13px; }
 .lmb-mask .controls { display: flex; flex-wrap: wrap; gap: 14px; align-items: center; margin-bottom: 8px; }
 .lmb-mask label { display: inline-flex; gap: 6px; align-items: center; }
-.lmb-mask .tokens { line-height: 2.3; }
+.lmb-mask .tokens { line-height: 2.9; }
 .lmb-mask .tok { display: inline-block; padding: 0 3px; margin: 1px 1px; border-radius: 3px; white-space: pre;
   border: 1px solid transparent; position: relative; }
 .lmb-mask .tok.special { color: #6b7280; font-weight: 600; }
 .lmb-mask .tok.mask { background: #1d4ed8; color: white; }
 .lmb-mask .tok.random { background: #f97316; color: white; }
 .lmb-mask .tok.same { border-color: #16a34a; background: #dcfce7; }
-.lmb-mask .tok .orig { position: absolute; left: 0; top: 1.35em; font-size: 9px; color: #374151; line-height: 1; }
+.lmb-mask .tok .orig { position: absolute; left: 1px; top: 100%; font-size: 9px; color: #374151; line-height: 1.1;
+  white-space: nowrap; font-weight: normal; }
 .lmb-mask .legend span { margin-right: 12px; }
 .lmb-mask .counts { margin-top: 8px; color: #333; }
 .lmb-mask button { font-size: 12px; }

@@ -73,6 +73,26 @@ def _sampler(items: list, batch_size: int, make_batch, seed: int):
     return batch
 
 
+def _bucketed_sampler(items: list, batch_size: int, make_batch, seed: int, length, pool: int = 32):
+    """Like ``_sampler``, but each shuffled pool of ``pool`` batches is sorted by ``length`` before it is cut
+    into batches (then the batches are shuffled), so that a batch wastes little time on padding."""
+    rng, queue = random.Random(seed), []
+
+    def batch(step: int):
+        nonlocal queue
+        if not queue:
+            order = list(range(len(items)))
+            rng.shuffle(order)
+            n = pool * batch_size
+            key = lambda k: length(items[k])  # noqa: E731
+            order = [k for i in range(0, len(order), n) for k in sorted(order[i : i + n], key=key)]
+            queue = [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+            rng.shuffle(queue)
+        return make_batch([items[k] for k in queue.pop()])
+
+    return batch
+
+
 # ----------------------------------------------------------------------------- translation
 def translation_split(n_test: int = 400, seed: int = 0):
     """(train, test) lists of ``TranslationPair``: a fixed shuffle of all pairs, the first ``n_test`` held out."""
@@ -108,8 +128,8 @@ def translator_eval(model, src_vocab, tgt_vocab, pairs, beam_size: int = 1) -> d
     return {"bleu": 100 * corpus_bleu(hyps, refs), "exact_match": 100 * sequence_exact_match(hyps, refs)}
 
 
-def translator(out_dir: str | Path | None = None, *, steps: int = 2400, batch_size: int = 64, d_model: int = 64,
-               layers: int = 2, min_count: int = 2, lr: float = 1e-3, dropout: float = 0.1, norm_first: bool = False,
+def translator(out_dir: str | Path | None = None, *, steps: int = 2000, batch_size: int = 32, d_model: int = 64,
+               layers: int = 2, min_count: int = 2, lr: float = 3e-3, dropout: float = 0.0, norm_first: bool = True,
                beam_size: int = 4, n_beam_eval: int = 100, seed: int = 0) -> dict:  # fmt: skip
     """Train the English -> Mirror encoder-decoder from scratch and save it with its vocabularies."""
     _setup(seed)
@@ -187,8 +207,9 @@ def _fine_tune(model, train_set, *, steps, batch_size, lr, seed):
     return train(model, batches, classification_loss, steps=steps, lr=lr, seed=seed, progress=False, log_every=10)
 
 
-def classifier(out_dir: str | Path | None = None, *, steps: int = 150, batch_size: int = 16, max_len: int = 128,
-               lr: float = 3e-4, head_steps: int = 400, head_lr: float = 3e-3, seed: int = 0) -> dict:  # fmt: skip
+def classifier(out_dir: str | Path | None = None, *, steps: int = 100, batch_size: int = 16, max_len: int = 64,
+               lr: float = 3e-4, head_steps: int = 400, head_lr: float = 3e-3, seed: int = 0,
+               encoder_dir: str | Path | None = None, mlm_only_dir: str | Path | None = None) -> dict:  # fmt: skip
     """BBC News topics: fine-tune the pretrained encoder (shipped), and compare, at equal steps, with the same
     model from scratch, a frozen encoder (head only, on pooled features) and the MLM-only encoder."""
     from lmbook.data import load_classification, majority_baseline_accuracy
@@ -210,12 +231,12 @@ def classifier(out_dir: str | Path | None = None, *, steps: int = 150, batch_siz
                         f"{name}_final_train_loss": history.train_loss[-1]})  # fmt: skip
         return model
 
-    model = run("pretrained", load_pretrained("encoder").train())
+    model = run("pretrained", load_pretrained("encoder", encoder_dir).train())
     run("scratch", Encoder(model.config.encoder))
-    run("mlm_only", load_pretrained("encoder-mlm-only").train())
+    run("mlm_only", load_pretrained("encoder-mlm-only", mlm_only_dir).train())
     # frozen encoder: features are computed once (eval mode), then only the head learns
     _setup(seed)
-    frozen = SequenceClassifier(load_pretrained("encoder"), n_classes)
+    frozen = SequenceClassifier(load_pretrained("encoder", encoder_dir), n_classes)
     freeze_encoder(frozen)
     with torch.no_grad():
         feats = []
@@ -271,8 +292,8 @@ def qa_eval_features(tokenizer, split: str = "test", max_len: int = 256):
     return examples, [qa_features(e, tokenizer, max_len) for e in examples]
 
 
-def qa(out_dir: str | Path | None = None, *, steps: int = 250, batch_size: int = 16, max_len: int = 256,
-       lr: float = 3e-4, max_answer_len: int = 30, seed: int = 0) -> dict:  # fmt: skip
+def qa(out_dir: str | Path | None = None, *, steps: int = 200, batch_size: int = 8, max_len: int = 192,
+       lr: float = 3e-4, max_answer_len: int = 30, seed: int = 0, encoder_dir: str | Path | None = None) -> dict:
     """Extractive QA: fine-tune SpanQA from the pretrained encoder (shipped) and, at equal steps, from scratch."""
     _setup(seed)
     out_dir = Path(out_dir or checkpoint_dir("qa"))
@@ -285,14 +306,14 @@ def qa(out_dir: str | Path | None = None, *, steps: int = 250, batch_size: int =
     def run(name: str, encoder: Encoder) -> SpanQA:
         _setup(seed)
         model = SpanQA(encoder)
-        history = train(model, _sampler(train_feats, batch_size, qa_batch, seed), span_loss, steps=steps, lr=lr,
-                        seed=seed, progress=False, log_every=10)  # fmt: skip
+        batches = _bucketed_sampler(train_feats, batch_size, qa_batch, seed, lambda f: len(f.input_ids))
+        history = train(model, batches, span_loss, steps=steps, lr=lr, seed=seed, progress=False, log_every=10)
         scores = qa_metrics(predict_answers(model, test_feats, max_answer_len=max_answer_len), answers)
         metrics.update({f"{name}_test_exact_match": 100 * scores["exact_match"], f"{name}_test_f1": 100 * scores["f1"],
                         f"{name}_train_seconds": history.elapsed_s, f"{name}_final_train_loss": history.train_loss[-1]})
         return model
 
-    model = run("pretrained", load_pretrained("encoder").train())
+    model = run("pretrained", load_pretrained("encoder", encoder_dir).train())
     run("scratch", Encoder(model.config.encoder))
     baseline = qa_metrics([baseline_answer(e.question, e.context) for e in test_examples], answers)
     first3 = qa_metrics([" ".join(e.context.split()[:3]) for e in test_examples], answers)

@@ -32,8 +32,9 @@ __all__ = ["ENCODER_CONFIG", "DECODER_CONFIG", "decoder", "decoder_eval_tokens",
            "encoder_mlm_only", "tokenizer_wiki", "train_token_ids", "wiki_split"]  # fmt: skip
 
 VOCAB_SIZE = 3000
+# Pre-LN (norm_first) and no dropout: with post-LN, as in BERT, 300 steps stay on the unigram plateau (MLM loss ~6.8).
 ENCODER_CONFIG = EncoderConfig(vocab_size=VOCAB_SIZE, max_len=256, n_layers=4, n_heads=4, d_model=128, d_ff=512,
-                               dropout=0.1)  # fmt: skip
+                               dropout=0.0, norm_first=True)  # fmt: skip
 DECODER_CONFIG = DecoderConfig(vocab_size=VOCAB_SIZE, max_len=128, n_layers=4, n_heads=4, d_model=128, dropout=0.0)
 
 
@@ -114,7 +115,8 @@ def tokenizer_wiki(out_dir: Path | None = None, vocab_size: int = VOCAB_SIZE) ->
 
 
 # ----------------------------------------------------------------------------- encoder (BERT)
-def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_size: int, lr: float) -> dict:
+def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_size: int, lr: float,
+             mlm_probability: float) -> dict:  # fmt: skip
     _setup()
     out_dir = Path(out_dir or checkpoint_dir(name))
     tok = load_pretrained("tokenizer-wiki")
@@ -123,8 +125,9 @@ def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_s
     long = P.nsp_examples(docs, 2_000, max_len=256, seed=2)  # phase 2 (last 10 %): up to 256, as BERT did
     phase2 = int(0.9 * steps)
 
-    short_batch = P.mlm_batches(short, batch_size=batch_size, vocab_size=tok.vocab_size, seed=1_000)
-    long_batch = P.mlm_batches(long, batch_size=batch_size // 2, vocab_size=tok.vocab_size, seed=1_000)
+    kw = {"vocab_size": tok.vocab_size, "seed": 1_000, "mlm_probability": mlm_probability}
+    short_batch = P.mlm_batches(short, batch_size=batch_size, **kw)
+    long_batch = P.mlm_batches(long, batch_size=batch_size // 2, **kw)
 
     def batch(step: int) -> dict:
         return short_batch(step) if step < phase2 else long_batch(step)
@@ -146,6 +149,8 @@ def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_s
         "steps": steps,
         "batch_size": batch_size,
         "lr": lr,
+        "mlm_probability_train": mlm_probability,
+        "mlm_probability_eval": 0.15,
         "objective": "MLM + NSP" if use_nsp else "MLM only",
         "parameters": count_parameters(model),
         "command": f"python -m lmbook.recipes {name}",
@@ -161,18 +166,25 @@ def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_s
     return metrics
 
 
-def encoder(out_dir: Path | None = None, steps: int = 500, batch_size: int = 16, lr: float = 1e-3) -> dict:
-    """BERT-style encoder pretrained with MLM + NSP on Wikipedia (Chapter 4, section 3.2)."""
-    return _encoder("encoder", True, out_dir, steps, batch_size, lr)
+def encoder(out_dir: Path | None = None, steps: int = 400, batch_size: int = 16, lr: float = 2e-3,
+            mlm_probability: float = 0.4) -> dict:  # fmt: skip
+    """BERT-style encoder pretrained with MLM + NSP on Wikipedia (Chapter 4, section 3.2).
+
+    Masks 40 % of the tokens in training, not BERT's 15 %: with so few steps, 15 % gives too few
+    targets per batch and the model stays on the unigram plateau (Wettig et al. 2023 found 40 %
+    at least as good). It is evaluated with the standard 15 %.
+    """
+    return _encoder("encoder", True, out_dir, steps, batch_size, lr, mlm_probability)
 
 
-def encoder_mlm_only(out_dir: Path | None = None, steps: int = 500, batch_size: int = 16, lr: float = 1e-3) -> dict:
+def encoder_mlm_only(out_dir: Path | None = None, steps: int = 400, batch_size: int = 16, lr: float = 2e-3,
+                     mlm_probability: float = 0.4) -> dict:  # fmt: skip
     """Same encoder, data and steps, trained with MLM only: the NSP ablation of Chapter 4 (RoBERTa's finding)."""
-    return _encoder("encoder-mlm-only", False, out_dir, steps, batch_size, lr)
+    return _encoder("encoder-mlm-only", False, out_dir, steps, batch_size, lr, mlm_probability)
 
 
 # ----------------------------------------------------------------------------- decoder (GPT)
-def decoder(out_dir: Path | None = None, steps: int = 500, batch_size: int = 16, lr: float = 1e-3) -> dict:
+def decoder(out_dir: Path | None = None, steps: int = 300, batch_size: int = 16, lr: float = 1e-3) -> dict:
     """GPT-style decoder trained on random 128-token windows of the Wikipedia training split."""
     _setup()
     out_dir = Path(out_dir or checkpoint_dir("decoder"))

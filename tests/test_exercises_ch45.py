@@ -1,0 +1,55 @@
+"""The Chapter 4 and 5 checkers accept correct answers and name what is wrong in broken ones."""
+
+import pytest
+import torch
+
+from lmbook.data import mask_tokens_for_mlm
+from lmbook.exercises_ch45 import check_best_span, check_mlm_masking
+from lmbook.finetuning import best_span
+
+
+def test_mlm_checker_accepts_lmbook_masking():
+    assert "all 18 checks passed" in check_mlm_masking(lambda ids, **kw: mask_tokens_for_mlm(ids, **kw))
+
+
+def _always_mask(ids, vocab_size, mask_id, special_ids, mlm_probability=0.15, generator=None):
+    special = torch.isin(ids, torch.tensor(special_ids))
+    chosen = (torch.rand(ids.shape, generator=generator) < mlm_probability) & ~special
+    return torch.where(chosen, mask_id, ids), torch.where(chosen, ids, -100)
+
+
+def _masks_specials(ids, **kw):
+    masked, labels = mask_tokens_for_mlm(ids, **kw)
+    labels[:, 0], masked[:, 0] = ids[:, 0], kw["mask_id"]
+    return masked, labels
+
+
+@pytest.mark.parametrize(("fn", "message"), [
+    (_always_mask, "became \\[MASK\\]"),
+    (_masks_specials, "special tokens"),
+    (lambda ids, **kw: mask_tokens_for_mlm(ids, **{**kw, "generator": None}), "same generator seed"),
+    (lambda ids, **kw: mask_tokens_for_mlm(ids, **{**kw, "mlm_probability": 0.15}), "with mlm_probability=0.3"),
+])
+def test_mlm_checker_names_the_mistake(fn, message):
+    with pytest.raises(AssertionError, match=message):
+        check_mlm_masking(fn)
+
+
+def test_span_checker_accepts_lmbook_best_span():
+    assert "every span valid and best" in check_best_span(lambda s, e, a, m: best_span(s, e, a, m)[:2])
+
+
+def test_span_checker_rejects_independent_argmaxes():
+    def separate(s, e, allowed, m):
+        return s.masked_fill(~allowed, -1e9).argmax().item(), e.masked_fill(~allowed, -1e9).argmax().item()
+
+    with pytest.raises(AssertionError, match="ends before it starts|more than max_answer_len|scores"):
+        check_best_span(separate)
+
+
+def test_span_checker_rejects_spans_outside_the_passage():
+    def unmasked(s, e, allowed, m):
+        return best_span(s, e, torch.ones_like(allowed), m)[:2]
+
+    with pytest.raises(AssertionError, match="leaves the passage"):
+        check_best_span(unmasked)
