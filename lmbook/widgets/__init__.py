@@ -8,5 +8,19 @@ run the JavaScript in node to check that both agree.
 """
 
 from lmbook.widgets.attention import JS_DIR, AttentionExplorer
+from lmbook.widgets.bpe import BPEExplorer
+from lmbook.widgets.feedback import FeedbackReplay, live_feedback
+from lmbook.widgets.masking import MaskingExplorer
+from lmbook.widgets.positions import PositionExplorer
+from lmbook.widgets.sampling import SamplingExplorer
 
-__all__ = ["JS_DIR", "AttentionExplorer"]
+__all__ = [
+    "JS_DIR",
+    "AttentionExplorer",  # Chapter 3
+    "BPEExplorer",  # Chapter 1
+    "FeedbackReplay",  # Chapter 6
+    "MaskingExplorer",  # Chapter 4
+    "PositionExplorer",  # Chapter 2
+    "SamplingExplorer",  # Chapter 6
+    "live_feedback",  # Chapter 6 (needs a kernel)
+]
