@@ -53,11 +53,13 @@ def _encoder_config(c) -> EncoderConfig:
 
 @dataclass
 class ClassifierConfig:
-    """``SequenceClassifier``: the encoder's config (a dict on disk), the classes and the head's dropout."""
+    """``SequenceClassifier``: the encoder's config (a dict on disk), the classes, the head's dropout and the
+    pooling: ``"cls"`` (BERT: dense + tanh on the ``[CLS]`` state) or ``"mean"`` (mean of the real tokens)."""
 
     encoder: EncoderConfig | dict
     n_classes: int
     dropout: float = 0.1
+    pooling: str = "cls"
 
     def __post_init__(self) -> None:
         self.encoder = _encoder_config(self.encoder)
@@ -83,14 +85,17 @@ class SequenceClassifier(nn.Module):
 
     config_class = ClassifierConfig
 
-    def __init__(self, encoder: Encoder | ClassifierConfig, n_classes: int | None = None, dropout: float = 0.1):
+    def __init__(self, encoder: Encoder | ClassifierConfig, n_classes: int | None = None, dropout: float = 0.1,
+                 pooling: str = "cls"):  # fmt: skip
         super().__init__()
         if isinstance(encoder, ClassifierConfig):
             self.config, self.encoder = encoder, Encoder(encoder.encoder)
         else:
             if not isinstance(n_classes, int) or n_classes < 2:
                 raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
-            self.config, self.encoder = ClassifierConfig(encoder.config, n_classes, dropout), encoder
+            self.config, self.encoder = ClassifierConfig(encoder.config, n_classes, dropout, pooling), encoder
+        if self.config.pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {self.config.pooling!r}")
         self.dropout = nn.Dropout(self.config.dropout)
         self.head = nn.Linear(self.config.encoder.d_model, self.config.n_classes)
         nn.init.normal_(self.head.weight, std=0.02)
@@ -99,9 +104,16 @@ class SequenceClassifier(nn.Module):
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, *, need_weights: bool = False):
         """input_ids, attention_mask (B, T) -> logits (B, n_classes) [, attentions per layer (B, nh, T, T)]."""
         out = self.encoder(input_ids, attention_mask=attention_mask, need_weights=need_weights, compute_heads=False)
-        pooled = torch.tanh(self.encoder.pooler(out.hidden_states[:, 0]))  # (B, d): the [CLS] token
-        logits = self.head(self.dropout(pooled))  # (B, n_classes)
+        logits = self.head(self.dropout(self.pool(out.hidden_states, attention_mask)))  # (B, n_classes)
         return (logits, out.attentions) if need_weights else logits
+
+
+    def pool(self, hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """(B, T, d) hidden states -> (B, d) sentence vector, as ``config.pooling`` says."""
+        if self.config.pooling == "cls":
+            return torch.tanh(self.encoder.pooler(hidden_states[:, 0]))  # the [CLS] token
+        mask = torch.ones(hidden_states.shape[:2]) if attention_mask is None else attention_mask.float()  # (B, T)
+        return (hidden_states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
 
 
 @register_model

@@ -112,6 +112,18 @@ def test_head_shapes_and_padding():
         SequenceClassifier(enc, n_classes=1)
 
 
+def test_mean_pooling_ignores_padding():
+    enc = tiny_encoder().eval()
+    ids = torch.tensor([[CLS_ID, 10, 11, SEP_ID, PAD_ID], [CLS_ID, 12, SEP_ID, PAD_ID, PAD_ID]])
+    mask = (ids != PAD_ID).long()
+    clf = SequenceClassifier(enc, n_classes=3, pooling="mean").eval()
+    h = enc(ids, attention_mask=mask, compute_heads=False).hidden_states  # (2, 5, 16)
+    torch.testing.assert_close(clf.pool(h, mask)[1], h[1, :3].mean(0))
+    assert clf(ids, mask).shape == (2, 3)
+    with pytest.raises(ValueError, match="pooling"):
+        SequenceClassifier(enc, n_classes=3, pooling="max")
+
+
 @pytest.mark.parametrize("make", [lambda e: SequenceClassifier(e, 4), SpanQA])
 def test_checkpoint_round_trip(tmp_path, make):
     model = make(tiny_encoder()).eval()

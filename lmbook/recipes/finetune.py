@@ -207,8 +207,8 @@ def _fine_tune(model, train_set, *, steps, batch_size, lr, seed):
     return train(model, batches, classification_loss, steps=steps, lr=lr, seed=seed, progress=False, log_every=10)
 
 
-def classifier(out_dir: str | Path | None = None, *, steps: int = 100, batch_size: int = 16, max_len: int = 64,
-               lr: float = 3e-4, head_steps: int = 400, head_lr: float = 3e-3, seed: int = 0,
+def classifier(out_dir: str | Path | None = None, *, steps: int = 400, batch_size: int = 16, max_len: int = 64,
+               lr: float = 1e-3, pooling: str = "mean", head_steps: int = 400, head_lr: float = 3e-3, seed: int = 0,
                encoder_dir: str | Path | None = None, mlm_only_dir: str | Path | None = None) -> dict:  # fmt: skip
     """BBC News topics: fine-tune the pretrained encoder (shipped), and compare, at equal steps, with the same
     model from scratch, a frozen encoder (head only, on pooled features) and the MLM-only encoder."""
@@ -222,7 +222,7 @@ def classifier(out_dir: str | Path | None = None, *, steps: int = 100, batch_siz
 
     def run(name: str, encoder: Encoder) -> SequenceClassifier:
         _setup(seed)
-        model = SequenceClassifier(encoder, n_classes)
+        model = SequenceClassifier(encoder, n_classes, pooling=pooling)
         history = _fine_tune(model, train_set, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
         result = classifier_eval(model, test_set)
         runs[name] = result["predictions"]
@@ -236,14 +236,15 @@ def classifier(out_dir: str | Path | None = None, *, steps: int = 100, batch_siz
     run("mlm_only", load_pretrained("encoder-mlm-only", mlm_only_dir).train())
     # frozen encoder: features are computed once (eval mode), then only the head learns
     _setup(seed)
-    frozen = SequenceClassifier(load_pretrained("encoder", encoder_dir), n_classes)
+    frozen = SequenceClassifier(load_pretrained("encoder", encoder_dir), n_classes, pooling=pooling)
     freeze_encoder(frozen)
+    frozen.eval()
     with torch.no_grad():
         feats = []
         for i in range(0, len(train_set), 64):
             b = classification_batch(train_set[i : i + 64])
             h = frozen.encoder(b["input_ids"], attention_mask=b["attention_mask"], compute_heads=False).hidden_states
-            feats.append(torch.tanh(frozen.encoder.pooler(h[:, 0])))  # (B, d): pooled [CLS]
+            feats.append(frozen.pool(h, b["attention_mask"]))  # (B, d)
     feats, labels = torch.cat(feats), torch.tensor([y for _, y in train_set])
     head_batches = _sampler(list(range(len(labels))), 64, lambda idx: (feats[idx], labels[idx]), seed)
     head_loss = lambda m, b: torch.nn.functional.cross_entropy(m(b[0]), b[1])  # noqa: E731
@@ -259,7 +260,8 @@ def classifier(out_dir: str | Path | None = None, *, steps: int = 100, batch_siz
     extra = {"command": _command("classifier"), "labels": list(data.label_names),
              "data": f"lmbook.data.load_classification('bbc_news'): {len(train_set)} train / {len(test_set)} test "
                      f"articles, first {max_len} tokens of each (tokenizer-wiki)",
-             "recipe": dict(steps=steps, batch_size=batch_size, max_len=max_len, lr=lr, head_steps=head_steps,
+             "recipe": dict(steps=steps, batch_size=batch_size, max_len=max_len, lr=lr, pooling=pooling,
+                            head_steps=head_steps,
                             head_lr=head_lr, seed=seed),
              "confusion_matrix_pretrained": confusion_matrix(runs["pretrained"], [y for _, y in test_set],
                                                              n_classes).tolist()}  # fmt: skip

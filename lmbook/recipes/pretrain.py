@@ -3,7 +3,8 @@ and a GPT-style decoder, all trained on the Wikipedia corpus (``lmbook.data.load
 
 Run one with ``python -m lmbook.recipes <name>``; each takes a few minutes on one CPU
 core, uses one torch thread and fixed seeds, and writes ``lmbook/checkpoints/<name>/``.
-The models use the shipped ``tokenizer-wiki``, so run that recipe first.
+The models use the shipped ``tokenizer-wiki`` and the encoders start from the shipped ``decoder``
+(``init_from_decoder``), so run ``tokenizer-wiki``, then ``decoder``, then the encoders.
 
 The fixed evaluation data live here too (``encoder_eval_batches``, ``decoder_eval_tokens``),
 so that ``tests/test_checkpoints_pretrain.py`` re-measures exactly what the recipe recorded.
@@ -29,10 +30,10 @@ from lmbook.tokenizers import BOS_ID, BPETokenizer
 from lmbook.training import count_parameters, save_checkpoint, train
 
 __all__ = ["ENCODER_CONFIG", "DECODER_CONFIG", "decoder", "decoder_eval_tokens", "encoder", "encoder_eval_batches",
-           "encoder_mlm_only", "tokenizer_wiki", "train_token_ids", "wiki_split"]  # fmt: skip
+           "encoder_mlm_only", "init_from_decoder", "tokenizer_wiki", "train_token_ids", "wiki_split"]  # fmt: skip
 
 VOCAB_SIZE = 3000
-# Pre-LN (norm_first) and no dropout: with post-LN, as in BERT, 300 steps stay on the unigram plateau (MLM loss ~6.8).
+# Pre-LN (norm_first) like the decoder it starts from (init_from_decoder); no dropout in these short runs.
 ENCODER_CONFIG = EncoderConfig(vocab_size=VOCAB_SIZE, max_len=256, n_layers=4, n_heads=4, d_model=128, d_ff=512,
                                dropout=0.0, norm_first=True)  # fmt: skip
 DECODER_CONFIG = DecoderConfig(vocab_size=VOCAB_SIZE, max_len=128, n_layers=4, n_heads=4, d_model=128, dropout=0.0)
@@ -115,6 +116,33 @@ def tokenizer_wiki(out_dir: Path | None = None, vocab_size: int = VOCAB_SIZE) ->
 
 
 # ----------------------------------------------------------------------------- encoder (BERT)
+@torch.no_grad()
+def init_from_decoder(encoder: Encoder, decoder: Decoder) -> Encoder:
+    """Warm start: copy the trained decoder's embeddings and blocks into an encoder of the same sizes.
+
+    Trained from random weights for a few hundred steps, a 4-layer MLM encoder stays on the
+    unigram plateau (it predicts frequent tokens and ignores the context); starting from the
+    decoder, whose attention already reads the context, it leaves it at once. Both models are
+    pre-LN; the decoder's ``norm3`` (its feed-forward norm) is the encoder's ``norm2``, its
+    ``ln_f`` the encoder's ``final_norm``. Positions beyond the decoder's context, the segment
+    embeddings and the heads keep their random initial values; the embedding LayerNorm's gain
+    is set to the decoder embeddings' scale so that the blocks see inputs of the size they know.
+    """
+    e, d = encoder.state_dict(), decoder.state_dict()
+    copy = {"tok_emb.embedding.weight": "tok_emb.embedding.weight", "final_norm.weight": "ln_f.weight",
+            "final_norm.bias": "ln_f.bias"}  # fmt: skip
+    for name in e:
+        if name.startswith("layers."):
+            copy[name] = "blocks." + name.removeprefix("layers.").replace("norm2", "norm3")
+    for mine, theirs in copy.items():
+        e[mine].copy_(d[theirs])
+    n = decoder.config.max_len
+    e["pos_emb.embedding.weight"][:n] = d["pos_emb.embedding.weight"]
+    emb = d["tok_emb.embedding.weight"][:, None] + d["pos_emb.embedding.weight"][None]  # (V, n, dim)
+    e["emb_norm.weight"].fill_(emb.std().item())
+    return encoder
+
+
 def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_size: int, lr: float,
              mlm_probability: float) -> dict:  # fmt: skip
     _setup()
@@ -132,7 +160,7 @@ def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_s
     def batch(step: int) -> dict:
         return short_batch(step) if step < phase2 else long_batch(step)
 
-    model = Encoder(ENCODER_CONFIG)
+    model = init_from_decoder(Encoder(ENCODER_CONFIG), load_pretrained("decoder"))
     loss_fn = P.mlm_nsp_loss if use_nsp else P.mlm_loss
     history = train(model, batch, loss_fn, steps=steps, lr=lr, warmup_steps=steps // 20, seed=0, log_every=10)
     start = time.perf_counter()
@@ -152,6 +180,7 @@ def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_s
         "mlm_probability_train": mlm_probability,
         "mlm_probability_eval": 0.15,
         "objective": "MLM + NSP" if use_nsp else "MLM only",
+        "init": "warm start from the decoder checkpoint (init_from_decoder)",
         "parameters": count_parameters(model),
         "command": f"python -m lmbook.recipes {name}",
         "eval_data": "lmbook.recipes.pretrain.encoder_eval_batches(tokenizer): 512 pairs of the wikipedia "
@@ -166,7 +195,7 @@ def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_s
     return metrics
 
 
-def encoder(out_dir: Path | None = None, steps: int = 400, batch_size: int = 16, lr: float = 2e-3,
+def encoder(out_dir: Path | None = None, steps: int = 400, batch_size: int = 16, lr: float = 1e-3,
             mlm_probability: float = 0.4) -> dict:  # fmt: skip
     """BERT-style encoder pretrained with MLM + NSP on Wikipedia (Chapter 4, section 3.2).
 
@@ -177,7 +206,7 @@ def encoder(out_dir: Path | None = None, steps: int = 400, batch_size: int = 16,
     return _encoder("encoder", True, out_dir, steps, batch_size, lr, mlm_probability)
 
 
-def encoder_mlm_only(out_dir: Path | None = None, steps: int = 400, batch_size: int = 16, lr: float = 2e-3,
+def encoder_mlm_only(out_dir: Path | None = None, steps: int = 400, batch_size: int = 16, lr: float = 1e-3,
                      mlm_probability: float = 0.4) -> dict:  # fmt: skip
     """Same encoder, data and steps, trained with MLM only: the NSP ablation of Chapter 4 (RoBERTa's finding)."""
     return _encoder("encoder-mlm-only", False, out_dir, steps, batch_size, lr, mlm_probability)
