@@ -1,8 +1,8 @@
 """Chapter 5 recipes: the fine-tuned checkpoints shipped in ``lmbook/checkpoints/``.
 
-    python -m lmbook.recipes translator   # Transformer English -> Mirror, from scratch   (~5 min, 1 core)
-    python -m lmbook.recipes classifier   # BBC News topics from the pretrained encoder   (~6 min)
-    python -m lmbook.recipes qa           # extractive QA (SpanQA) from the pretrained encoder (~6 min)
+    python -m lmbook.recipes translator   # Transformer English -> Mirror, from scratch (~6 min, 1 core)
+    python -m lmbook.recipes classifier   # BBC News topics: pretrained / scratch / frozen / MLM-only (~4 min)
+    python -m lmbook.recipes qa           # extractive QA (SpanQA): pretrained / scratch (~6 min)
 
 Each recipe is deterministic (seeded, one thread), trains, evaluates on held-out data against
 a trivial baseline, and writes ``model.safetensors`` + ``config.json`` (with the metrics) via
@@ -29,6 +29,7 @@ from lmbook.finetuning import (
     accuracy,
     classification_batch,
     classification_loss,
+    confusion_matrix,
     corpus_bleu,
     freeze_encoder,
     predict_answers,
@@ -56,6 +57,21 @@ def _setup(seed: int) -> None:
 
 def _command(name: str) -> str:
     return f"python -m lmbook.recipes {name}" + (" " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else "")
+
+
+def _provenance(**dirs) -> dict:
+    """Which pretrained checkpoints a recipe started from: sha256 (16 hex digits) of the weights and their metrics."""
+    import hashlib
+    import json
+
+    out = {}
+    for name, folder in dirs.items():
+        folder = Path(folder or checkpoint_dir(name.replace("_", "-")))
+        meta = json.loads((folder / "config.json").read_text()).get("metrics", {})
+        digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
+        keep = {k: meta[k] for k in ("mlm_accuracy", "nsp_accuracy", "steps") if k in meta}
+        out[name] = {"sha256_16": digest, **keep}
+    return out
 
 
 def _sampler(items: list, batch_size: int, make_batch, seed: int):
@@ -255,9 +271,8 @@ def classifier(out_dir: str | Path | None = None, *, steps: int = 400, batch_siz
                     "majority_baseline_test_accuracy": 100 * majority_baseline_accuracy(data.train, data.test),
                     "test_accuracy": metrics["pretrained_test_accuracy"], "steps": steps,
                     "parameters": count_parameters(model)})  # fmt: skip
-    from lmbook.finetuning import confusion_matrix
-
     extra = {"command": _command("classifier"), "labels": list(data.label_names),
+             "pretrained": _provenance(encoder=encoder_dir, encoder_mlm_only=mlm_only_dir),
              "data": f"lmbook.data.load_classification('bbc_news'): {len(train_set)} train / {len(test_set)} test "
                      f"articles, first {max_len} tokens of each (tokenizer-wiki)",
              "recipe": dict(steps=steps, batch_size=batch_size, max_len=max_len, lr=lr, pooling=pooling,
@@ -294,9 +309,11 @@ def qa_eval_features(tokenizer, split: str = "test", max_len: int = 256):
     return examples, [qa_features(e, tokenizer, max_len) for e in examples]
 
 
-def qa(out_dir: str | Path | None = None, *, steps: int = 200, batch_size: int = 8, max_len: int = 192,
-       lr: float = 3e-4, max_answer_len: int = 30, seed: int = 0, encoder_dir: str | Path | None = None) -> dict:
-    """Extractive QA: fine-tune SpanQA from the pretrained encoder (shipped) and, at equal steps, from scratch."""
+def qa(out_dir: str | Path | None = None, *, steps: int = 500, batch_size: int = 16, max_len: int = 192,
+       lr: float = 5e-4, max_answer_len: int = 10, seed: int = 0, encoder_dir: str | Path | None = None) -> dict:
+    """Extractive QA: fine-tune SpanQA from the pretrained encoder (shipped) and, at equal steps, from scratch.
+
+    ``max_answer_len=10`` tokens is the 95th percentile of the training answers' lengths."""
     _setup(seed)
     out_dir = Path(out_dir or checkpoint_dir("qa"))
     tok = load_pretrained("tokenizer-wiki")
@@ -327,7 +344,7 @@ def qa(out_dir: str | Path | None = None, *, steps: int = 200, batch_size: int =
                     "baseline_first3_test_f1": 100 * first3["f1"],
                     "test_answers_truncated": sum(f.start == 0 for f in test_feats), "test_examples": len(test_feats),
                     "steps": steps, "parameters": count_parameters(model)})  # fmt: skip
-    extra = {"command": _command("qa"),
+    extra = {"command": _command("qa"), "pretrained": _provenance(encoder=encoder_dir),
              "data": f"lmbook.qa_data.load_qa: {len(train_feats)} train / {len(test_feats)} test examples, "
                      f"[CLS] question [SEP] passage [SEP] cut to {max_len} tokens (tokenizer-wiki)",
              "recipe": dict(steps=steps, batch_size=batch_size, max_len=max_len, lr=lr, max_answer_len=max_answer_len,
