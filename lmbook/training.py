@@ -255,12 +255,15 @@ def register_model(cls: type[nn.Module]) -> type[nn.Module]:
 
 def _model_class(name: str) -> type[nn.Module]:
     if name not in _MODEL_REGISTRY:
-        try:
-            cls = getattr(importlib.import_module("lmbook.models"), name, None)
-        except ModuleNotFoundError as err:
-            if err.name != "lmbook.models":
-                raise
-            cls = None
+        cls = None
+        for module in ("lmbook.models", "lmbook.finetuning"):  # where the book's model classes live
+            try:
+                cls = getattr(importlib.import_module(module), name, None)
+            except ModuleNotFoundError as err:
+                if err.name != module:
+                    raise
+            if cls is not None:
+                break
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise ValueError(f"unknown model class {name!r}: pass model_cls=..., or register it with register_model")
         _MODEL_REGISTRY[name] = cls
