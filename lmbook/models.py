@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmbook.attention import KVCache, padding_mask
+from lmbook.checkpointing import register_model
 from lmbook.layers import (
     DecoderLayer,
     EncoderLayer,
@@ -117,6 +118,7 @@ class EncoderOutput:
     attentions: tuple[Tensor, ...] | None = None  # per layer (B, nh, T, T)
 
 
+@register_model
 class Encoder(nn.Module):
     """Encoder-only Transformer with BERT's MLM and NSP heads (Chapter 4, source section 4.4)."""
 
@@ -283,6 +285,7 @@ class DecoderOutput:
     attentions: tuple[Tensor, ...] | None = None  # per layer (B, nh, T, T_total)
 
 
+@register_model
 class Decoder(nn.Module):
     """Decoder-only language model: pre-LN blocks, causal attention, tied LM head (Chapter 4, section 4.5)."""
 
@@ -369,6 +372,7 @@ class Seq2SeqOutput:
     cross_attentions: tuple[Tensor, ...] | None = None  # per layer (B, nh, T, S)
 
 
+@register_model
 class Transformer(nn.Module):
     """Encoder-decoder Transformer for sequence-to-sequence (Chapter 2, source section 4.3)."""
 

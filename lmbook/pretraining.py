@@ -4,7 +4,7 @@ A model is *pretrained* by predicting text from text, with no human labels:
 
 * **Masked language modelling (MLM)**, BERT's first task. About 15 % of the tokens
   are chosen; of those 80 % become ``[MASK]``, 10 % a random token and 10 % stay
-  (``lmbook.data.mask_tokens_for_mlm``). The encoder predicts the original token at
+  (``lmbook.masking.mask_tokens_for_mlm``). The encoder predicts the original token at
   the chosen positions only.
 * **Next sentence prediction (NSP)**, BERT's second task. The input is
   ``[CLS] A [SEP] B [SEP]``; half the time B really follows A in the document,
@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lmbook.data import mask_tokens_for_mlm, pad_batch, split_sentences
+from lmbook.data import pad_batch, split_sentences
+from lmbook.masking import mask_tokens_for_mlm
 from lmbook.tokenizers import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
 
 __all__ = ["collate_mlm", "fill_in_the_blank", "lm_batches", "lm_loss", "mlm_accuracy", "mlm_batches", "mlm_loss",
@@ -123,7 +124,7 @@ def nsp_examples(docs: list[list[list[int]]], n: int, *, max_len: int = 128, sho
 
 def collate_mlm(examples, *, vocab_size: int, generator: torch.Generator | None = None,
                 mlm_probability: float = 0.15) -> dict[str, Tensor]:  # fmt: skip
-    """Pad examples into one batch and mask it for MLM (80/10/10, ``lmbook.data.mask_tokens_for_mlm``).
+    """Pad examples into one batch and mask it for MLM (80/10/10, ``lmbook.masking.mask_tokens_for_mlm``).
 
     Args:
         examples: ``(input_ids, token_type_ids, is_next)`` triples from ``nsp_examples``.

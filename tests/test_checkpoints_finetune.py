@@ -36,7 +36,7 @@ def _checkpoint(name: str):
 
 
 def test_translator_checkpoint():
-    from lmbook.recipes.finetune import dictionary_baseline, load_translator, translation_split, translator_eval
+    from lmbook.finetuning import dictionary_baseline, load_translator, translation_split, translator_eval
 
     folder, recorded = _checkpoint("translator")
     model, src_vocab, tgt_vocab = load_translator(folder)
@@ -60,7 +60,7 @@ def test_translator_checkpoint():
 def test_classifier_checkpoint():
     from lmbook.data import load_classification, majority_baseline_accuracy
     from lmbook.recipes import load_pretrained
-    from lmbook.recipes.finetune import classifier_eval, encode_articles
+    from lmbook.finetuning import classifier_eval, encode_articles
 
     folder, recorded = _checkpoint("classifier")
     model = load_pretrained("classifier")
@@ -76,7 +76,7 @@ def test_classifier_checkpoint():
 def test_qa_checkpoint():
     from lmbook.finetuning import predict_answers, qa_metrics
     from lmbook.recipes import load_pretrained
-    from lmbook.recipes.finetune import baseline_answer, qa_eval_features
+    from lmbook.finetuning import baseline_answer, qa_eval_features
 
     folder, recorded = _checkpoint("qa")
     model = load_pretrained("qa")

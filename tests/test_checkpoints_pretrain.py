@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from lmbook import pretraining as P
+from lmbook import pretraining_data as D
 from lmbook.recipes import RECIPES, checkpoint_dir, load_pretrained, recipe_function
 from lmbook.recipes import __main__ as cli
 from lmbook.recipes import pretrain as R
@@ -30,18 +31,18 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def train_ids(tokenizer):
-    return R.train_token_ids(tokenizer)
+    return D.train_token_ids(tokenizer)
 
 
 @pytest.fixture(scope="module")
 def eval_batches(tokenizer):
-    return R.encoder_eval_batches(tokenizer)
+    return D.encoder_eval_batches(tokenizer)
 
 
 def test_tokenizer_wiki_matches_its_metrics(tokenizer):
     metrics = json.loads((checkpoint_dir("tokenizer-wiki") / "metrics.json").read_text())
-    assert tokenizer.vocab_size == metrics["vocab_size"] == R.VOCAB_SIZE
-    val_text = "\n\n".join(R.wiki_split()[1])
+    assert tokenizer.vocab_size == metrics["vocab_size"] == D.VOCAB_SIZE
+    val_text = "\n\n".join(D.wiki_split()[1])
     bytes_per_token = len(val_text.encode()) / len(tokenizer.encode(val_text))
     assert bytes_per_token == pytest.approx(metrics["val_bytes_per_token"], rel=1e-3)
     assert bytes_per_token > 3.0  # the byte-level baseline is 1 byte per token
@@ -65,7 +66,7 @@ def test_encoder_matches_its_metrics_and_beats_unigram(name, eval_batches, train
 
 def test_decoder_matches_its_metrics_and_beats_unigram(tokenizer, train_ids):
     model, metrics = load_pretrained("decoder"), read_metrics(checkpoint_dir("decoder"))
-    val = R.decoder_eval_tokens(tokenizer)
+    val = D.decoder_eval_tokens(tokenizer)
     ppl = P.perplexity(model, val)
     assert ppl == pytest.approx(metrics["val_perplexity"], rel=1e-3)
     unigram = P.unigram_perplexity(train_ids, val[1:], tokenizer.vocab_size)

@@ -1,4 +1,4 @@
-"""Tests for lmbook.data and lmbook.qa_data: real corpora, masking, batches, labelled sets."""
+"""Tests for lmbook.data, lmbook.masking and the built data sets: corpora, masking, batches, labelled sets."""
 
 import re
 import time
@@ -6,7 +6,8 @@ import time
 import pytest
 import torch
 
-from lmbook import data, qa_data
+from lmbook import data, masking
+from lmbook.finetuning import qa_data, translation
 
 SPECIAL = [0, 1, 2, 3, 4, 5, 6]  # [PAD] [UNK] [CLS] [SEP] [MASK] <bos> <eos> of lmbook.tokenizers
 PAD, CLS, SEP, MASK = 0, 2, 3, 4
@@ -93,9 +94,9 @@ def _batch(n=400, T=128, vocab=1000, seed=0):
 
 def test_mlm_80_10_10_proportions():
     ids = _batch()
-    masked, labels = data.mask_tokens_for_mlm(ids, vocab_size=1000, mask_id=MASK, special_ids=SPECIAL,
+    masked, labels = masking.mask_tokens_for_mlm(ids, vocab_size=1000, mask_id=MASK, special_ids=SPECIAL,
                                               generator=torch.Generator().manual_seed(1))
-    counts = data.mlm_category_counts(ids, masked, labels, MASK)
+    counts = masking.mlm_category_counts(ids, masked, labels, MASK)
     maskable = int((~torch.isin(ids, torch.tensor(SPECIAL))).sum())
     assert counts["selected"] / maskable == pytest.approx(0.15, abs=0.005)
     assert counts["masked"] / counts["selected"] == pytest.approx(0.8, abs=0.015)
@@ -106,7 +107,7 @@ def test_mlm_80_10_10_proportions():
 
 def test_mlm_labels_and_specials():
     ids = _batch(n=50)
-    masked, labels = data.mask_tokens_for_mlm(ids, vocab_size=1000, mask_id=MASK, special_ids=SPECIAL,
+    masked, labels = masking.mask_tokens_for_mlm(ids, vocab_size=1000, mask_id=MASK, special_ids=SPECIAL,
                                               generator=torch.Generator().manual_seed(2))
     selected = labels != -100
     assert torch.equal(labels[selected], ids[selected])  # labels hold the original ids
@@ -120,11 +121,11 @@ def test_mlm_labels_and_specials():
 def test_mlm_is_seeded():
     ids = _batch(n=10)
     kw = dict(vocab_size=1000, mask_id=MASK, special_ids=SPECIAL)
-    a = data.mask_tokens_for_mlm(ids, **kw, generator=torch.Generator().manual_seed(7))
-    b = data.mask_tokens_for_mlm(ids, **kw, generator=torch.Generator().manual_seed(7))
-    c = data.mask_tokens_for_mlm(ids, **kw, generator=torch.Generator().manual_seed(8))
+    a = masking.mask_tokens_for_mlm(ids, **kw, generator=torch.Generator().manual_seed(7))
+    b = masking.mask_tokens_for_mlm(ids, **kw, generator=torch.Generator().manual_seed(7))
+    c = masking.mask_tokens_for_mlm(ids, **kw, generator=torch.Generator().manual_seed(8))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and not torch.equal(a[1], c[1])
-    masked, labels = data.mask_tokens_for_mlm([[2, 10, 11, 3]], **kw, mlm_probability=1.0)
+    masked, labels = masking.mask_tokens_for_mlm([[2, 10, 11, 3]], **kw, mlm_probability=1.0)
     assert labels.tolist() == [[-100, 10, 11, -100]]
 
 
@@ -218,10 +219,10 @@ def test_qa_example_validate():
 
 
 def test_mirror_translation_grammar():
-    pair = qa_data.translate_to_mirror("The cat saw a dog, and 3 birds.")
+    pair = translation.translate_to_mirror("The cat saw a dog, and 3 birds.")
     src, tgt = pair.source.split(), pair.target.split()
     assert src == ["the", "cat", "saw", "a", "dog", ",", "and", "3", "birds", "."]
-    w = qa_data.mirror_word
+    w = translation.mirror_word
     assert tgt == [w("dog"), w("saw"), w("cat"), ",", w("birds"), "3", w("and"), "."]
     assert pair.alignment == ((1, 2), (2, 1), (4, 0), (5, 3), (6, 6), (7, 5), (8, 4), (9, 7))
     for i, j in pair.alignment:
@@ -229,9 +230,9 @@ def test_mirror_translation_grammar():
 
 
 def test_translation_pairs_from_real_sentences():
-    pairs = qa_data.load_translation_pairs()
-    assert len(pairs) == 4451 and pairs == qa_data.load_translation_pairs()
+    pairs = translation.load_translation_pairs()
+    assert len(pairs) == 4451 and pairs == translation.load_translation_pairs()
     for p in pairs[:500]:
         src, tgt = p.source.split(), p.target.split()
         assert 4 <= len(src) and {j for _, j in p.alignment} == set(range(len(tgt)))
-        assert all(tgt[j] == qa_data.mirror_word(src[i]) for i, j in p.alignment)
+        assert all(tgt[j] == translation.mirror_word(src[i]) for i, j in p.alignment)

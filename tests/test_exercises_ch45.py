@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from lmbook.data import mask_tokens_for_mlm
-from lmbook.exercises_ch45 import check_best_span, check_mlm_masking
-from lmbook.finetuning import best_span
+from lmbook.finetuning import best_span, check_best_span
+from lmbook.masking import check_mlm_masking, mask_tokens_for_mlm
 
 
 def test_mlm_checker_accepts_lmbook_masking():

@@ -9,6 +9,7 @@ import torch
 
 from lmbook.finetuning import (
     ClassifierConfig,
+    QAExample,
     SequenceClassifier,
     SpanQA,
     WordVocab,
@@ -21,6 +22,7 @@ from lmbook.finetuning import (
     corpus_bleu,
     exact_match,
     freeze_encoder,
+    load_qa,
     normalize_answer,
     predict_answers,
     qa_batch,
@@ -34,7 +36,6 @@ from lmbook.finetuning import (
     translation_batch,
 )
 from lmbook.models import Encoder, EncoderConfig, Transformer, TransformerConfig
-from lmbook.qa_data import QAExample, load_qa
 from lmbook.tokenizers import CLS_ID, PAD_ID, SEP_ID, UNK_ID, BPETokenizer
 from lmbook.training import count_parameters, load_checkpoint, save_checkpoint, train
 

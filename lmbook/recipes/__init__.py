@@ -8,6 +8,10 @@ writes ``lmbook/checkpoints/<name>/`` (weights, config and the metrics it measur
 keyword argument, ``out_dir`` (a ``pathlib.Path``, by default ``checkpoint_dir(name)``),
 writes its files there and returns its metrics as a dict. Adding a recipe is one line
 here. Modules are imported only when a recipe runs, so importing this package is cheap.
+``checkpoint_dir`` and ``load_pretrained`` live in ``lmbook.checkpointing`` and are re-exported here.
+Recipes only train and write checkpoints: the data splits, evaluation sets and baselines they use
+live in the library (``lmbook.pretraining``, ``lmbook.finetuning``) and ``_setup`` is their one
+shared seed-and-threads call.
 
 Example:
     >>> from lmbook.recipes import load_pretrained
@@ -20,6 +24,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
+
+from lmbook.checkpointing import CHECKPOINTS, checkpoint_dir, load_pretrained
 
 __all__ = ["CHECKPOINTS", "RECIPES", "checkpoint_dir", "load_pretrained", "recipe_function", "run_recipe"]
 
@@ -36,19 +42,10 @@ RECIPES: dict[str, str] = {
 }
 """Recipe name -> ``"module:function"``; the name is also the checkpoint folder's name."""
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
-"""The folder that holds the shipped checkpoints, ``lmbook/checkpoints``."""
-
 
 def _check_name(name: str) -> None:
     if name not in RECIPES:
         raise KeyError(f"unknown recipe {name!r}; available: {', '.join(RECIPES)}")
-
-
-def checkpoint_dir(name: str) -> Path:
-    """Folder of the shipped checkpoint ``name``: ``lmbook/checkpoints/<name>`` (it may not exist yet)."""
-    _check_name(name)
-    return CHECKPOINTS / name
 
 
 def recipe_function(name: str) -> Callable:
@@ -72,27 +69,12 @@ def run_recipe(name: str, out_dir: str | Path | None = None) -> dict:
     return fn(out_dir=Path(out_dir) if out_dir is not None else checkpoint_dir(name))
 
 
-def load_pretrained(name: str, path: str | Path | None = None):
-    """Load a shipped checkpoint: ``"tokenizer-wiki"`` gives a ``BPETokenizer``, the others a model in eval mode.
+def _setup(seed: int = 0) -> None:
+    """What every recipe does first: one torch thread and fixed seeds (torch, and Python's ``random``)."""
+    import random
 
-    Args:
-        name: a recipe name, e.g. ``"encoder"``, ``"decoder"`` or ``"tokenizer-wiki"``.
-        path: read from this folder instead of ``checkpoint_dir(name)`` (e.g. a fresh run's ``out_dir``).
+    import torch
 
-    Raises:
-        FileNotFoundError: the checkpoint is missing; the message gives the command that makes it.
-        ValueError: a file is truncated or corrupted (from ``lmbook.training.load_checkpoint``).
-    """
-    folder = Path(path) if path is not None else checkpoint_dir(name)
-    is_tokenizer = name.startswith("tokenizer")
-    needed = folder / ("tokenizer.json" if is_tokenizer else "model.safetensors")
-    if not needed.is_file():
-        raise FileNotFoundError(f"checkpoint {name!r} not found at {needed}; make it with: "
-                                f"python -m lmbook.recipes {name}")  # fmt: skip
-    if is_tokenizer:
-        from lmbook.tokenizers import BPETokenizer
-
-        return BPETokenizer.load(needed)
-    from lmbook.training import load_checkpoint
-
-    return load_checkpoint(folder)
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    random.seed(seed)

@@ -6,53 +6,50 @@
 
 Each recipe is deterministic (seeded, one thread), trains, evaluates on held-out data against
 a trivial baseline, and writes ``model.safetensors`` + ``config.json`` (with the metrics) via
-``lmbook.training.save_checkpoint``. The ``*_eval_*`` helpers rebuild the fixed evaluation data,
-so that ``tests/test_checkpoints_finetune.py`` can check the shipped numbers.
+``lmbook.checkpointing.save_checkpoint``. The evaluation data, baselines and loaders they use live in
+``lmbook.finetuning`` (``translation_split``, ``classifier_eval``, ``qa_eval_features``, ...), so that
+``tests/test_checkpoints_finetune.py`` and the notebooks re-measure the shipped numbers with the same code.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import shlex
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import torch
 
+from lmbook.checkpointing import checkpoint_dir, load_pretrained, save_checkpoint
 from lmbook.finetuning import (
     SequenceClassifier,
     SpanQA,
     WordVocab,
-    accuracy,
+    baseline_answer,
     classification_batch,
     classification_loss,
+    classifier_eval,
     confusion_matrix,
     corpus_bleu,
+    dictionary_baseline,
+    encode_articles,
     freeze_encoder,
     predict_answers,
     qa_batch,
-    qa_features,
+    qa_eval_features,
     qa_metrics,
     sequence_exact_match,
     span_loss,
-    translate,
     translation_batch,
+    translation_split,
+    translator_eval,
 )
 from lmbook.models import Encoder, Transformer, TransformerConfig
-from lmbook.recipes import checkpoint_dir, load_pretrained
-from lmbook.tokenizers import CLS_ID, SEP_ID
-from lmbook.training import count_parameters, load_checkpoint, save_checkpoint, train
+from lmbook.recipes import _setup
+from lmbook.training import count_parameters, train
 
-ARTICLES = {"the", "a", "an"}
-
-
-def _setup(seed: int) -> None:
-    torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    random.seed(seed)
+__all__ = ["classifier", "qa", "translator"]
 
 
 def _command(name: str) -> str:
@@ -110,40 +107,6 @@ def _bucketed_sampler(items: list, batch_size: int, make_batch, seed: int, lengt
 
 
 # ----------------------------------------------------------------------------- translation
-def translation_split(n_test: int = 400, seed: int = 0):
-    """(train, test) lists of ``TranslationPair``: a fixed shuffle of all pairs, the first ``n_test`` held out."""
-    from lmbook.qa_data import load_translation_pairs
-
-    pairs = list(load_translation_pairs())
-    random.Random(seed).shuffle(pairs)
-    return pairs[n_test:], pairs[:n_test]
-
-
-def dictionary_baseline(train_pairs, sources: list[str]) -> list[str]:
-    """Word-by-word translation with the dictionary read off the training alignments, in English order:
-    articles dropped, unknown words copied. What a model knows without learning the word order."""
-    table: dict[str, Counter] = {}
-    for p in train_pairs:
-        s, t = p.source.split(), p.target.split()
-        for i, j in p.alignment:
-            table.setdefault(s[i], Counter())[t[j]] += 1
-    lexicon = {w: c.most_common(1)[0][0] for w, c in table.items()}
-    return [" ".join(lexicon.get(w, w) for w in s.split() if w not in ARTICLES) for s in sources]
-
-
-def load_translator(path: str | Path | None = None):
-    """(model, source vocab, target vocab) of the shipped translator checkpoint."""
-    path = Path(path or checkpoint_dir("translator"))
-    return load_checkpoint(path), WordVocab.load(path / "source_vocab.json"), WordVocab.load(path / "target_vocab.json")
-
-
-def translator_eval(model, src_vocab, tgt_vocab, pairs, beam_size: int = 1) -> dict[str, float]:
-    """BLEU (0-100) and exact match (%) of ``translate`` on ``pairs``."""
-    hyps = translate(model, [p.source for p in pairs], src_vocab, tgt_vocab, beam_size=beam_size)
-    refs = [p.target for p in pairs]
-    return {"bleu": 100 * corpus_bleu(hyps, refs), "exact_match": 100 * sequence_exact_match(hyps, refs)}
-
-
 def translator(out_dir: str | Path | None = None, *, steps: int = 2000, batch_size: int = 32, d_model: int = 64,
                layers: int = 2, min_count: int = 2, lr: float = 3e-3, dropout: float = 0.0, norm_first: bool = True,
                beam_size: int = 4, n_beam_eval: int = 100, seed: int = 0) -> dict:  # fmt: skip
@@ -187,7 +150,7 @@ def translator(out_dir: str | Path | None = None, *, steps: int = 2000, batch_si
         "final_train_loss": history.train_loss[-1], "train_seconds": history.elapsed_s,
         "eval_seconds": time.perf_counter() - start, "steps": steps, "parameters": count_parameters(model),
     }  # fmt: skip
-    extra = {"command": _command("translator"), "data": f"lmbook.qa_data.load_translation_pairs(): "
+    extra = {"command": _command("translator"), "data": f"lmbook.finetuning.load_translation_pairs(): "
              f"{len(train_pairs)} train / {len(test_pairs)} test pairs (translation_split(seed={seed}))",
              "recipe": dict(steps=steps, batch_size=batch_size, d_model=d_model, layers=layers, min_count=min_count,
                             lr=lr, dropout=dropout, norm_first=norm_first, beam_size=beam_size,
@@ -199,25 +162,7 @@ def translator(out_dir: str | Path | None = None, *, steps: int = 2000, batch_si
     return metrics
 
 
-
-
 # ----------------------------------------------------------------------------- classification
-def encode_articles(tokenizer, examples, max_len: int) -> list[tuple[list[int], int]]:
-    """(text, label) -> (``[CLS]`` first ``max_len - 2`` tokens ``[SEP]``, label); only the article's start is read."""
-    return [([CLS_ID, *tokenizer.encode(text[: 12 * max_len])[: max_len - 2], SEP_ID], y) for text, y in examples]
-
-
-@torch.no_grad()
-def classifier_eval(model: SequenceClassifier, encoded, batch_size: int = 64) -> dict:
-    """Accuracy and predictions of ``model`` (eval mode) on pre-encoded (ids, label) pairs."""
-    model.eval()
-    preds = []
-    for i in range(0, len(encoded), batch_size):
-        b = classification_batch(encoded[i : i + batch_size])
-        preds += model(b["input_ids"], b["attention_mask"]).argmax(-1).tolist()
-    return {"accuracy": accuracy(preds, [y for _, y in encoded]), "predictions": preds}
-
-
 def _fine_tune(model, train_set, *, steps, batch_size, lr, seed):
     batches = _sampler(train_set, batch_size, classification_batch, seed)
     return train(model, batches, classification_loss, steps=steps, lr=lr, seed=seed, progress=False, log_every=10)
@@ -285,30 +230,6 @@ def classifier(out_dir: str | Path | None = None, *, steps: int = 400, batch_siz
 
 
 # ----------------------------------------------------------------------------- extractive QA
-_YEAR, _AMOUNT = re.compile(r"\b\d{4}\b"), re.compile(r"\d[\d.,]*(?:%| per ?cent)")
-_CAPITALISED = re.compile(r"[A-Z][\w'.-]*(?: [A-Z][\w'.-]*)*")
-
-
-def baseline_answer(question: str, context: str) -> str:
-    """A rule with no learning: by question word, the first year, amount or capitalised name
-    (not in the question) of the passage."""
-    if question.startswith(("When", "In which year")):
-        m = _YEAR.search(context)
-    elif question.startswith("By how much"):
-        m = _AMOUNT.search(context)
-    else:
-        m = next((m for m in _CAPITALISED.finditer(context) if m[0] not in question), None)
-    return m[0] if m else " ".join(context.split()[:3])
-
-
-def qa_eval_features(tokenizer, split: str = "test", max_len: int = 256):
-    """(examples, features) of a QA split, as the recipe and the checkpoint test encode them."""
-    from lmbook.qa_data import load_qa
-
-    examples = load_qa(split)
-    return examples, [qa_features(e, tokenizer, max_len) for e in examples]
-
-
 def qa(out_dir: str | Path | None = None, *, steps: int = 500, batch_size: int = 16, max_len: int = 192,
        lr: float = 5e-4, max_answer_len: int = 10, seed: int = 0, encoder_dir: str | Path | None = None) -> dict:
     """Extractive QA: fine-tune SpanQA from the pretrained encoder (shipped) and, at equal steps, from scratch.
@@ -345,7 +266,7 @@ def qa(out_dir: str | Path | None = None, *, steps: int = 500, batch_size: int =
                     "test_answers_truncated": sum(f.start == 0 for f in test_feats), "test_examples": len(test_feats),
                     "steps": steps, "parameters": count_parameters(model)})  # fmt: skip
     extra = {"command": _command("qa"), "pretrained": _provenance(encoder=encoder_dir),
-             "data": f"lmbook.qa_data.load_qa: {len(train_feats)} train / {len(test_feats)} test examples, "
+             "data": f"lmbook.finetuning.load_qa: {len(train_feats)} train / {len(test_feats)} test examples, "
                      f"[CLS] question [SEP] passage [SEP] cut to {max_len} tokens (tokenizer-wiki)",
              "recipe": dict(steps=steps, batch_size=batch_size, max_len=max_len, lr=lr, max_answer_len=max_answer_len,
                             seed=seed)}  # fmt: skip

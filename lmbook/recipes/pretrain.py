@@ -6,14 +6,14 @@ core, uses one torch thread and fixed seeds, and writes ``lmbook/checkpoints/<na
 The models use the shipped ``tokenizer-wiki`` and the encoders start from the shipped ``decoder``
 (``init_from_decoder``), so run ``tokenizer-wiki``, then ``decoder``, then the encoders.
 
-The fixed evaluation data live here too (``encoder_eval_batches``, ``decoder_eval_tokens``),
-so that ``tests/test_checkpoints_pretrain.py`` re-measures exactly what the recipe recorded.
+The model sizes, the Wikipedia split and the fixed evaluation data (``encoder_eval_batches``,
+``decoder_eval_tokens``) live in ``lmbook.pretraining_data``, so that ``tests/test_checkpoints_pretrain.py``
+and the notebooks re-measure exactly what the recipe recorded.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import platform
 import time
@@ -22,69 +22,28 @@ from pathlib import Path
 import torch
 
 from lmbook import pretraining as P
-from lmbook.data import load_corpus, load_documents, train_val_split
+from lmbook.checkpointing import checkpoint_dir, load_pretrained, save_checkpoint
 from lmbook.generation import generate
-from lmbook.models import Decoder, DecoderConfig, Encoder, EncoderConfig
-from lmbook.recipes import checkpoint_dir, load_pretrained
+from lmbook.models import Decoder, Encoder
+from lmbook.pretraining_data import (
+    DECODER_CONFIG,
+    ENCODER_CONFIG,
+    VOCAB_SIZE,
+    decoder_eval_tokens,
+    encoder_eval_batches,
+    init_from_decoder,
+    train_token_ids,
+    wiki_split,
+)
+from lmbook.recipes import _setup
 from lmbook.tokenizers import BOS_ID, BPETokenizer
-from lmbook.training import count_parameters, save_checkpoint, train
+from lmbook.training import count_parameters, train
 
-__all__ = ["ENCODER_CONFIG", "DECODER_CONFIG", "decoder", "decoder_eval_tokens", "encoder", "encoder_eval_batches",
-           "encoder_mlm_only", "init_from_decoder", "tokenizer_wiki", "train_token_ids", "wiki_split"]  # fmt: skip
-
-VOCAB_SIZE = 3000
-# Pre-LN (norm_first) like the decoder it starts from (init_from_decoder); no dropout in these short runs.
-ENCODER_CONFIG = EncoderConfig(vocab_size=VOCAB_SIZE, max_len=256, n_layers=4, n_heads=4, d_model=128, d_ff=512,
-                               dropout=0.0, norm_first=True)  # fmt: skip
-# Dropout 0.1: the decoder sees its 0.8 M training tokens about 20 times and overfits without it.
-DECODER_CONFIG = DecoderConfig(vocab_size=VOCAB_SIZE, max_len=128, n_layers=4, n_heads=4, d_model=128, dropout=0.1)
-
-
-def _setup(seed: int = 0) -> None:
-    torch.set_num_threads(1)
-    torch.manual_seed(seed)
+__all__ = ["decoder", "encoder", "encoder_mlm_only", "tokenizer_wiki"]
 
 
 def _environment() -> dict:
     return {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads()}
-
-
-# ----------------------------------------------------------------------------- data
-@functools.cache
-def wiki_split() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Wikipedia documents split as ``train_val_split(load_corpus("wikipedia"), 0.1)``: (train docs, val docs)."""
-    docs = load_documents("wikipedia")
-    train_text, _ = train_val_split(load_corpus("wikipedia"), 0.1)
-    n_train = train_text.count("\n\n") + 1
-    return docs[:n_train], docs[n_train:]
-
-
-def train_token_ids(tokenizer) -> torch.Tensor:
-    """The Wikipedia training split as one stream of ids, documents joined by ``<eos>``."""
-    ids: list[int] = []
-    for doc in wiki_split()[0]:
-        ids += tokenizer.encode(doc) + [tokenizer.eos_id]
-    return torch.tensor(ids)
-
-
-def decoder_eval_tokens(tokenizer, n_windows: int = 128) -> torch.Tensor:
-    """The fixed validation slice for the decoder: the first ``n_windows * 128 + 1`` ids of the val split."""
-    ids: list[int] = []
-    for doc in wiki_split()[1]:
-        ids += tokenizer.encode(doc) + [tokenizer.eos_id]
-    n = n_windows * DECODER_CONFIG.max_len + 1
-    if len(ids) < n:
-        raise ValueError(f"the validation split has {len(ids)} tokens, fewer than the {n} asked for")
-    return torch.tensor(ids[:n])
-
-
-def encoder_eval_batches(tokenizer, n: int = 512, batch_size: int = 64) -> list[dict]:
-    """The fixed MLM + NSP evaluation set: ``n`` pairs from the val documents, masks seeded (seed 0)."""
-    docs = P.tokenize_documents(tokenizer, wiki_split()[1])
-    examples = P.nsp_examples(docs, n, max_len=128, seed=1234)
-    g = torch.Generator().manual_seed(0)
-    return [P.collate_mlm(examples[i:i + batch_size], vocab_size=tokenizer.vocab_size, generator=g)
-            for i in range(0, n, batch_size)]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- tokenizer
@@ -117,33 +76,6 @@ def tokenizer_wiki(out_dir: Path | None = None, vocab_size: int = VOCAB_SIZE) ->
 
 
 # ----------------------------------------------------------------------------- encoder (BERT)
-@torch.no_grad()
-def init_from_decoder(encoder: Encoder, decoder: Decoder) -> Encoder:
-    """Warm start: copy the trained decoder's embeddings and blocks into an encoder of the same sizes.
-
-    Trained from random weights for a few hundred steps, a 4-layer MLM encoder stays on the
-    unigram plateau (it predicts frequent tokens and ignores the context); starting from the
-    decoder, whose attention already reads the context, it leaves it at once. Both models are
-    pre-LN; the decoder's ``norm3`` (its feed-forward norm) is the encoder's ``norm2``, its
-    ``ln_f`` the encoder's ``final_norm``. Positions beyond the decoder's context, the segment
-    embeddings and the heads keep their random initial values; the embedding LayerNorm's gain
-    is set to the decoder embeddings' scale so that the blocks see inputs of the size they know.
-    """
-    e, d = encoder.state_dict(), decoder.state_dict()
-    copy = {"tok_emb.embedding.weight": "tok_emb.embedding.weight", "final_norm.weight": "ln_f.weight",
-            "final_norm.bias": "ln_f.bias"}  # fmt: skip
-    for name in e:
-        if name.startswith("layers."):
-            copy[name] = "blocks." + name.removeprefix("layers.").replace("norm2", "norm3")
-    for mine, theirs in copy.items():
-        e[mine].copy_(d[theirs])
-    n = decoder.config.max_len
-    e["pos_emb.embedding.weight"][:n] = d["pos_emb.embedding.weight"]
-    emb = d["tok_emb.embedding.weight"][:, None] + d["pos_emb.embedding.weight"][None]  # (V, n, dim)
-    e["emb_norm.weight"].fill_(emb.std().item())
-    return encoder
-
-
 def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_size: int, lr: float,
              mlm_probability: float) -> dict:  # fmt: skip
     _setup()
@@ -184,7 +116,7 @@ def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_s
         "init": "warm start from the decoder checkpoint (init_from_decoder)",
         "parameters": count_parameters(model),
         "command": f"python -m lmbook.recipes {name}",
-        "eval_data": "lmbook.recipes.pretrain.encoder_eval_batches(tokenizer): 512 pairs of the wikipedia "
+        "eval_data": "lmbook.pretraining_data.encoder_eval_batches(tokenizer): 512 pairs of the wikipedia "
                      "val split, max_len 128, seed 1234, masks seed 0",
         "environment": _environment(),
     }  # fmt: skip
@@ -254,7 +186,7 @@ def decoder(out_dir: Path | None = None, steps: int = 8000, batch_size: int = 16
         "train_tokens_seen": steps * tokens_per_step,
         "parameters": count_parameters(model),
         "command": "python -m lmbook.recipes decoder",
-        "eval_data": "lmbook.recipes.pretrain.decoder_eval_tokens(tokenizer): first 16,385 ids of the wikipedia "
+        "eval_data": "lmbook.pretraining_data.decoder_eval_tokens(tokenizer): first 16,385 ids of the wikipedia "
                      "val split, 128 non-overlapping windows of 128",
         "environment": _environment(),
     }  # fmt: skip

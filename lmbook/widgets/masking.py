@@ -7,7 +7,7 @@ when the rate slider moves, with a seeded PRNG (mulberry32) so that a page shows
 masks every time. :func:`mulberry32` and :meth:`MaskingExplorer.mask` are the Python twins
 of that JavaScript; ``tests/test_widgets_masking.py`` runs both and compares.
 
-The training code uses :func:`lmbook.data.mask_tokens_for_mlm` (same rule, torch's PRNG).
+The training code uses :func:`lmbook.masking.mask_tokens_for_mlm` (same rule, torch's PRNG).
 """
 
 from __future__ import annotations

@@ -1,29 +1,26 @@
-"""Supervised sets the project builds itself: extractive QA and constructed translation pairs.
+"""The extractive QA set the project builds itself (Chapter 5 (fine-tuning), section "Question answering").
 
-No pip package ships a SQuAD-style extractive QA set or a clean English-X parallel corpus
-that installs offline on a reader's machine, so chapter 5 uses sets built here from the
-real text of :mod:`lmbook.data`. Both are deterministic: the same code gives the same examples.
+No pip package ships a SQuAD-style extractive QA set that installs offline on a reader's
+machine, so the chapter uses one built here from the real text of :mod:`lmbook.data`. It is
+deterministic: the same code gives the same examples.
 
 **Extractive QA** (:func:`load_qa`): regular-expression templates find sentences whose
 grammar fixes the answer, e.g. ``"<Name> (26 July 1894 – 1963) was an English writer"`` gives
 *When was <Name> born?* -> ``26 July 1894``. The passage is the sentence with its neighbours;
 the gold answer is a character span, checked by :meth:`QAExample.validate`.
 
-**Translation** (:func:`load_translation_pairs`): real English sentences translated by a
-fixed toy grammar ("Mirror"): articles dropped, word order reversed within each clause,
-every word replaced by a made-up word from a deterministic lexicon, numbers copied. The gold
-word alignment comes with each pair, so cross-attention can be compared with the truth.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 import zlib
 from dataclasses import dataclass
 
 from lmbook.data import CLASSIFICATION_SETS, load_documents, package_file, split_sentences
+
+__all__ = ["QAExample", "load_qa", "qa_split_of"]
 
 
 @dataclass(frozen=True)
@@ -178,77 +175,3 @@ def load_qa(split: str | None = None, *, window: int = 1) -> list[QAExample]:
         raise ValueError(f"split must be 'train', 'val', 'test' or None, got {split!r}")
     examples = _all_qa(window)
     return [ex for ex in examples if split is None or qa_split_of(ex) == split]
-
-
-# ----------------------------------------------------------------------------- translation
-@dataclass(frozen=True)
-class TranslationPair:
-    """An English sentence, its "Mirror" translation, and the gold word alignment.
-
-    ``alignment`` holds (source word index, target word index) pairs over ``source.split()``
-    and ``target.split()``; dropped articles have no target word.
-    """
-
-    source: str
-    target: str
-    alignment: tuple[tuple[int, int], ...]
-
-
-_RE_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
-_ONSETS = "bdfgklmnprstvz"
-_VOWELS = "aeiou"
-_ARTICLES = {"the", "a", "an"}
-_CLAUSE_BREAKS = {",", ";", ":"}
-
-
-def mirror_word(word: str) -> str:
-    """The made-up "Mirror" word for an English word: 1-3 syllables chosen by a hash; numbers and punctuation kept."""
-    if not word[0].isalpha():
-        return word
-    h = hashlib.blake2b(word.encode(), digest_size=8).digest()
-    n_syllables = 2 + min(len(word), 8) // 5
-    return "".join(_ONSETS[h[2 * k] % len(_ONSETS)] + _VOWELS[h[2 * k + 1] % len(_VOWELS)]
-                   for k in range(n_syllables)) + ("n" if h[7] % 3 == 0 else "")
-
-
-def translate_to_mirror(sentence: str) -> TranslationPair:
-    """Translate an English sentence with the Mirror grammar; returns tokens joined by spaces and the alignment."""
-    src = _RE_WORD.findall(sentence.lower())
-    tgt: list[str] = []
-    alignment: list[tuple[int, int]] = []
-    clause: list[int] = []
-
-    def flush() -> None:
-        for i in reversed(clause):  # word order reversed inside the clause
-            alignment.append((i, len(tgt)))
-            tgt.append(mirror_word(src[i]))
-        clause.clear()
-
-    for i, tok in enumerate(src):
-        if tok in _ARTICLES:
-            continue
-        if tok in _CLAUSE_BREAKS or (not tok[0].isalnum() and i == len(src) - 1):
-            flush()
-            alignment.append((i, len(tgt)))
-            tgt.append(tok)
-        elif tok[0].isalnum():
-            clause.append(i)
-    flush()
-    return TranslationPair(" ".join(src), " ".join(tgt), tuple(sorted(alignment)))
-
-
-@functools.cache
-def load_translation_pairs(min_words: int = 4, max_words: int = 14,
-                           corpora: tuple[str, ...] = ("news", "wikipedia")) -> tuple[TranslationPair, ...]:
-    """English -> Mirror pairs from the real sentences of corpora in :data:`lmbook.data.CORPORA`.
-
-    Sentences with brackets or quotes are skipped; duplicates removed; order is the corpus order.
-    """
-    seen, pairs = set(), []
-    for doc in (d for name in corpora for d in load_documents(name)):
-        for sent in split_sentences(doc):
-            n = len(sent.split())
-            if min_words <= n <= max_words and not re.search(r"[()\[\]\"“”]", sent) and sent not in seen:
-                seen.add(sent)
-                pairs.append(translate_to_mirror(sent))
-    return tuple(pairs)

@@ -1,28 +1,79 @@
-"""Checkers for the exercises of Chapters 4 and 5: they run the reader's function and say what is wrong.
+"""BERT's 80/10/10 masking rule (Chapter 4 (pretraining), section "Masked language modelling"; source
+section 3.2), how to count its branches, and the exercise checker for a reader's own version.
 
-* :func:`check_mlm_masking` (Chapter 4, exercise 1): BERT's 80/10/10 masking rule, against
-  the properties :func:`lmbook.data.mask_tokens_for_mlm` has.
-* :func:`check_best_span` (Chapter 5, exercise 1): picking the answer span from start and end
-  logits, against :func:`lmbook.finetuning.best_span`.
-
-Each checker raises ``AssertionError`` with a message naming the first property that fails,
-and returns a short report when everything holds (the pattern of ``lmbook.attention.check_attention``).
+``mask_tokens_for_mlm`` picks the prediction targets; ``mlm_category_counts`` says how many tokens fell
+in each branch; ``check_mlm_masking`` runs a reader's function and names the first property that fails
+(the pattern of ``lmbook.attention.check_attention``). The browser widget
+``lmbook.widgets.masking.MaskingExplorer`` draws the same rule with its own seeded PRNG.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["check_best_span", "check_mlm_masking"]
+__all__ = ["check_mlm_masking", "mask_tokens_for_mlm", "mlm_category_counts"]
 
 
+def mask_tokens_for_mlm(input_ids: torch.Tensor | list, *, vocab_size: int, mask_id: int, special_ids,
+                        mlm_probability: float = 0.15, generator: torch.Generator | None = None,
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masking (Chapter 4 (pretraining), section "Masked language modelling"): select ~15 % of tokens.
+
+    Of the selected tokens 80 % become ``mask_id``, 10 % a random non-special token and
+    10 % stay unchanged, so the model cannot learn that only ``[MASK]`` needs predicting.
+    Special ids (``[CLS]``, ``[SEP]``, padding, ...) are never selected.
+
+    Args:
+        input_ids: token ids, any shape, e.g. (B, T).
+        vocab_size: size of the vocabulary the random tokens are drawn from.
+        mask_id: id of ``[MASK]``.
+        special_ids: ids never selected nor drawn as random replacements; include the pad id.
+        mlm_probability: chance that a non-special token is selected.
+        generator: a seeded ``torch.Generator`` for reproducible masks.
+
+    Returns:
+        (masked_input_ids, labels): labels hold the original id at selected positions, -100 elsewhere.
+    """
+    ids = torch.as_tensor(input_ids, dtype=torch.long)
+    special = torch.tensor(sorted(set(int(s) for s in special_ids) | {mask_id}), dtype=torch.long)
+    allowed = torch.tensor([i for i in range(vocab_size) if i not in set(special.tolist())], dtype=torch.long)
+    if len(allowed) == 0:
+        raise ValueError(f"vocab_size={vocab_size} leaves no non-special token to draw")
+    is_special = torch.isin(ids, special)
+    probs = torch.full(ids.shape, mlm_probability).masked_fill(is_special, 0.0)
+    selected = torch.bernoulli(probs, generator=generator).bool()  # (same shape as ids)
+    labels = torch.where(selected, ids, torch.full_like(ids, -100))
+    to_mask = selected & torch.bernoulli(torch.full(ids.shape, 0.8), generator=generator).bool()
+    to_random = selected & ~to_mask & torch.bernoulli(torch.full(ids.shape, 0.5), generator=generator).bool()
+    random_ids = allowed[torch.randint(len(allowed), ids.shape, generator=generator)]
+    masked = ids.clone()
+    masked[to_mask] = mask_id
+    masked[to_random] = random_ids[to_random]
+    return masked, labels
+
+
+def mlm_category_counts(input_ids, masked_input_ids, labels, mask_id: int) -> dict[str, int]:
+    """How many tokens fell in each branch of the 80/10/10 rule.
+
+    A random replacement that happens to draw the original token counts as ``unchanged``.
+    """
+    ids, masked, labels = (torch.as_tensor(x) for x in (input_ids, masked_input_ids, labels))
+    selected = labels != -100
+    n_mask = int((selected & (masked == mask_id)).sum())
+    n_same = int((selected & (masked == ids)).sum())
+    n_sel = int(selected.sum())
+    return {"tokens": ids.numel(), "selected": n_sel, "masked": n_mask, "random": n_sel - n_mask - n_same,
+            "unchanged": n_same, "not_selected": ids.numel() - n_sel}
+
+
+# ----------------------------------------------------------------------------- exercise checker
 def _fail(message: str) -> None:
     raise AssertionError(message)
 
 
 def check_mlm_masking(fn, *, vocab_size: int = 500, mask_id: int = 4, special_ids=(0, 1, 2, 3, 4, 5, 6)) -> str:
     """Check a masking function ``fn(input_ids, vocab_size=, mask_id=, special_ids=, mlm_probability=, generator=)``
-    that returns ``(masked_ids, labels)`` like :func:`lmbook.data.mask_tokens_for_mlm` (Chapter 4, section 4.2).
+    that returns ``(masked_ids, labels)`` like :func:`mask_tokens_for_mlm` (Chapter 4 (pretraining), exercise 1).
 
     Checked on 40,000 token positions at two masking rates: shapes; the input left unmodified; labels
     -100 except on chosen positions, where they hold the original id; special tokens never chosen;
@@ -79,41 +130,3 @@ def check_mlm_masking(fn, *, vocab_size: int = 500, mask_id: int = 4, special_id
             _fail("the same generator seed gave a different mask; pass generator= to every random draw")
         n_checks += 9
     return f"check_mlm_masking: all {n_checks} checks passed on {ids.numel():,} tokens at rates 15 % and 30 %"
-
-
-def check_best_span(fn, *, n_cases: int = 200, max_answer_len: int = 30) -> str:
-    """Check ``fn(start_logits, end_logits, allowed, max_answer_len) -> (start, end)`` (Chapter 5, section 5.3).
-
-    The answer must maximise ``start_logits[s] + end_logits[e]`` over ``s <= e < s + max_answer_len``
-    with both positions ``allowed`` (the passage tokens); compared with :func:`lmbook.finetuning.best_span`
-    on random logits, including cases where the best start comes after the best end.
-    """
-    from lmbook.finetuning import best_span
-
-    g = torch.Generator().manual_seed(0)
-    for case in range(n_cases):
-        T = int(torch.randint(8, 60, (1,), generator=g))
-        start, end = torch.randn(T, generator=g) * 3, torch.randn(T, generator=g) * 3
-        if case % 3 == 0:  # a tempting but invalid pair: best start after best end
-            start[T - 2], end[1] = 20.0, 20.0
-        allowed = torch.zeros(T, dtype=torch.bool)
-        first = int(torch.randint(1, T // 2, (1,), generator=g))
-        allowed[first:T - 1] = True  # question and [CLS] before, final [SEP] after
-        if case % 5 == 0:
-            start[0], end[0] = 50.0, 50.0  # [CLS] is not part of the passage
-        want_s, want_e, want = best_span(start, end, allowed, max_answer_len)
-        got = fn(start.clone(), end.clone(), allowed.clone(), max_answer_len)
-        if not (isinstance(got, (tuple, list)) and len(got) >= 2):
-            _fail(f"fn must return (start, end), got {got!r}")
-        s, e = int(got[0]), int(got[1])
-        where = f"(case {case}: {T} tokens, passage = positions {first}..{T - 2})"
-        if not (allowed[s] and allowed[e]):
-            _fail(f"your span ({s}, {e}) leaves the passage {where}; both ends must be allowed positions")
-        if e < s:
-            _fail(f"your span ends before it starts: ({s}, {e}) {where}; require start <= end")
-        if e - s + 1 > max_answer_len:
-            _fail(f"your span ({s}, {e}) has {e - s + 1} tokens, more than max_answer_len={max_answer_len} {where}")
-        score = (start[s] + end[e]).item()
-        if score < want - 1e-5:
-            _fail(f"your span ({s}, {e}) scores {score:.3f} but ({want_s}, {want_e}) scores {want:.3f} {where}")
-    return f"check_best_span: {n_cases} random cases, every span valid and best"
