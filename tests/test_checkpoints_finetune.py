@@ -59,8 +59,8 @@ def test_translator_checkpoint():
 
 def test_classifier_checkpoint():
     from lmbook.data import load_classification, majority_baseline_accuracy
-    from lmbook.recipes import load_pretrained
     from lmbook.finetuning import classifier_eval, encode_articles
+    from lmbook.recipes import load_pretrained
 
     folder, recorded = _checkpoint("classifier")
     model = load_pretrained("classifier")
@@ -74,9 +74,8 @@ def test_classifier_checkpoint():
 
 
 def test_qa_checkpoint():
-    from lmbook.finetuning import predict_answers, qa_metrics
+    from lmbook.finetuning import baseline_answer, predict_answers, qa_eval_features, qa_metrics
     from lmbook.recipes import load_pretrained
-    from lmbook.finetuning import baseline_answer, qa_eval_features
 
     folder, recorded = _checkpoint("qa")
     model = load_pretrained("qa")

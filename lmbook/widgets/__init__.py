@@ -1,13 +1,11 @@
 """Explorers that compute in the browser (anywidget), so they work in the built book.
 
-Each widget is a thin Python wrapper over one JavaScript file in ``lmbook/js/``.
-Python sends the data once (tokens, raw scores, logits); the JavaScript does the
-small math when a control moves, so no kernel is needed. The same math is also
-written in Python (a "twin" method on the widget) and ``tests/test_widgets_*.py``
-run the JavaScript in node to check that both agree.
+Each widget is a thin Python wrapper over one JavaScript file in ``lmbook/widgets/js/``;
+``lmbook.widgets.base`` holds what they share (``JS_DIR``, the ``Explorer`` base class).
 """
 
-from lmbook.widgets.attention import JS_DIR, AttentionExplorer
+from lmbook.widgets.attention import AttentionExplorer
+from lmbook.widgets.base import JS_DIR, Explorer
 from lmbook.widgets.bpe import BPEExplorer
 from lmbook.widgets.feedback import FeedbackReplay, live_feedback
 from lmbook.widgets.masking import MaskingExplorer
@@ -16,6 +14,7 @@ from lmbook.widgets.sampling import SamplingExplorer
 
 __all__ = [
     "JS_DIR",
+    "Explorer",
     "AttentionExplorer",  # Chapter 3
     "BPEExplorer",  # Chapter 1
     "FeedbackReplay",  # Chapter 6

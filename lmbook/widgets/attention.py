@@ -1,28 +1,24 @@
 """The attention explorer of Chapter 3 (anywidget; the math runs in the browser).
 
-Each widget is a thin Python wrapper over one JavaScript file in ``lmbook/js/``.
-Python sends the data once (tokens, raw scores); the JavaScript does the small math
-when a slider moves, so no kernel is needed. The same math is also written in
-Python (e.g. :meth:`AttentionExplorer.weights`) and the tests check that both agree.
+Python sends the data once (tokens, raw scores); ``lmbook/widgets/js/attention_explorer.js`` does
+the small math when a slider moves (see ``lmbook.widgets.base``). :meth:`AttentionExplorer.weights`
+is the Python twin the tests check it against.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import anywidget
 import torch
 import traitlets as t
 
 from lmbook.attention import attention_scores, scaled_dot_product_attention
+from lmbook.widgets.base import Explorer
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
-
-__all__ = ["AttentionExplorer", "JS_DIR"]
+__all__ = ["AttentionExplorer"]
 
 
-class AttentionExplorer(anywidget.AnyWidget):
+class AttentionExplorer(Explorer, js="attention_explorer.js"):
     """Heatmap of attention weights with temperature, √d_k and causal-mask controls (Section 3.6).
 
     Args:
@@ -32,7 +28,6 @@ class AttentionExplorer(anywidget.AnyWidget):
         temperature, use_scale, causal, query_index, head: the initial control values.
     """
 
-    _esm = JS_DIR / "attention_explorer.js"
     tokens = t.List(t.Unicode()).tag(sync=True)
     scores = t.List().tag(sync=True)  # [head][L_q][L_k] raw q·k, unscaled
     d_k = t.Int(1).tag(sync=True)

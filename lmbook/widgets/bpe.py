@@ -4,22 +4,21 @@ The reader types any text and sees the pieces a byte-level BPE tokenizer cuts it
 next to what a word-level vocabulary keeps of it (``[UNK]`` for every unseen word). A
 slider sets how many of the learned merges are used: 0 merges is one token per byte,
 all merges is the trained tokenizer. Python sends the merges once; the JavaScript in
-``lmbook/js/bpe_explorer.js`` applies them, so the explorer works in the static book.
+``lmbook/widgets/js/bpe_explorer.js`` applies them, so the explorer works in the static book.
 """
 
 from __future__ import annotations
 
-import anywidget
 import traitlets as t
 
 from lmbook.baselines import word_level_tokens
 from lmbook.tokenizers import BYTE_OFFSET, SPECIAL_TOKENS, BPETokenizer
-from lmbook.widgets.attention import JS_DIR
+from lmbook.widgets.base import Explorer
 
 __all__ = ["BPEExplorer"]
 
 
-class BPEExplorer(anywidget.AnyWidget):
+class BPEExplorer(Explorer, js="bpe_explorer.js"):
     """Type a word, see its BPE pieces and its word-level fate (Section 1.3).
 
     Args:
@@ -29,7 +28,6 @@ class BPEExplorer(anywidget.AnyWidget):
         n_merges: how many merges to use at first (default: all).
     """
 
-    _esm = JS_DIR / "bpe_explorer.js"
     merges = t.List().tag(sync=True)  # [[left_id, right_id], ...]
     byte_offset = t.Int(BYTE_OFFSET).tag(sync=True)
     special_tokens = t.List(t.Unicode()).tag(sync=True)

@@ -11,16 +11,15 @@
 
 from __future__ import annotations
 
-import anywidget
 import torch
 import traitlets as t
 
-from lmbook.widgets.attention import JS_DIR
+from lmbook.widgets.base import Explorer
 
 __all__ = ["FeedbackReplay", "live_feedback"]
 
 
-class FeedbackReplay(anywidget.AnyWidget):
+class FeedbackReplay(Explorer, js="feedback_replay.js"):
     """Replay of a recorded feedback session (``FeedbackSession.record(...)``), with step controls.
 
     Args:
@@ -28,7 +27,6 @@ class FeedbackReplay(anywidget.AnyWidget):
         window: rounds averaged in the running reward. step: the round shown first (1-based).
     """
 
-    _esm = JS_DIR / "feedback_replay.js"
     recording = t.Dict().tag(sync=True)
     window = t.Int(5).tag(sync=True)
     step = t.Int(1).tag(sync=True)

@@ -2,10 +2,10 @@
 
 BERT's masked-language-modelling input (Chapter 4, section 4.2; source section 3.2):
 select a fraction ``rate`` of the tokens; of those, 80 % become ``[MASK]``, 10 % a random
-token and 10 % stay as they are. ``lmbook/js/masking_explorer.js`` redraws the choice
+token and 10 % stay as they are. ``lmbook/widgets/js/masking_explorer.js`` redraws the choice
 when the rate slider moves, with a seeded PRNG (mulberry32) so that a page shows the same
 masks every time. :func:`mulberry32` and :meth:`MaskingExplorer.mask` are the Python twins
-of that JavaScript; ``tests/test_widgets_masking.py`` runs both and compares.
+of that JavaScript; ``tests/widgets/test_masking.py`` runs both and compares.
 
 The training code uses :func:`lmbook.masking.mask_tokens_for_mlm` (same rule, torch's PRNG).
 """
@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
-import anywidget
 import traitlets as t
 
-from lmbook.widgets.attention import JS_DIR
+from lmbook.widgets.base import Explorer
 
 __all__ = ["MaskingExplorer", "mask_sequence", "mulberry32"]
 
@@ -71,7 +70,7 @@ def mask_sequence(special: Sequence[bool], *, rate: float, seed: int, pool_size:
     return out
 
 
-class MaskingExplorer(anywidget.AnyWidget):
+class MaskingExplorer(Explorer, js="masking_explorer.js"):
     """A passage with BERT's masks drawn on it, and a slider for the masking rate (Section 4.2).
 
     Args:
@@ -83,7 +82,6 @@ class MaskingExplorer(anywidget.AnyWidget):
         seed: seed of the PRNG; the "re-mask" button adds one.
     """
 
-    _esm = JS_DIR / "masking_explorer.js"
     tokens = t.List(t.Unicode()).tag(sync=True)
     special = t.List(t.Bool()).tag(sync=True)
     pool = t.List(t.Unicode()).tag(sync=True)

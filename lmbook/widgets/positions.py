@@ -3,23 +3,22 @@
 A slider picks a position p; the explorer plots PE[p] · PE[q] for every position q of
 the sinusoidal table, so the reader sees that nearby positions are similar and that the
 curve only shifts when p moves (the similarity depends on the offset q - p alone). The
-table is computed in ``lmbook/js/position_explorer.js``; :meth:`PositionExplorer.similarities`
+table is computed in ``lmbook/widgets/js/position_explorer.js``; :meth:`PositionExplorer.similarities`
 is its Python twin, built on :func:`lmbook.layers.sinusoidal_encoding`.
 """
 
 from __future__ import annotations
 
-import anywidget
 import torch
 import traitlets as t
 
 from lmbook.layers import sinusoidal_encoding
-from lmbook.widgets.attention import JS_DIR
+from lmbook.widgets.base import Explorer
 
 __all__ = ["PositionExplorer"]
 
 
-class PositionExplorer(anywidget.AnyWidget):
+class PositionExplorer(Explorer, js="position_explorer.js"):
     """Dot-product similarity between sinusoidal positional encodings (Section 2.2).
 
     Args:
@@ -30,7 +29,6 @@ class PositionExplorer(anywidget.AnyWidget):
         d_model_choices: the widths offered in the menu.
     """
 
-    _esm = JS_DIR / "position_explorer.js"
     n_positions = t.Int(64).tag(sync=True)
     d_model = t.Int(64).tag(sync=True)
     d_model_choices = t.List(t.Int()).tag(sync=True)

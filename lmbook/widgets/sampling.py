@@ -8,17 +8,16 @@ is the Python twin, built from ``lmbook.generation``'s own filters.
 
 from __future__ import annotations
 
-import anywidget
 import torch
 import traitlets as t
 
 from lmbook.generation import apply_temperature, top_k_filter, top_p_filter
-from lmbook.widgets.attention import JS_DIR
+from lmbook.widgets.base import Explorer
 
 __all__ = ["SamplingExplorer"]
 
 
-class SamplingExplorer(anywidget.AnyWidget):
+class SamplingExplorer(Explorer, js="sampling_explorer.js"):
     """Bars of the next-token distribution with temperature, top-k and top-p sliders (Section 6.1).
 
     Args:
@@ -29,7 +28,6 @@ class SamplingExplorer(anywidget.AnyWidget):
         temperature, top_k (0 = off), top_p (1 = off), prompt_index: initial control values.
     """
 
-    _esm = JS_DIR / "sampling_explorer.js"
     prompts = t.List().tag(sync=True)  # [{name, text, tokens, logits, covered}]
     rows = t.Int(20).tag(sync=True)
     prompt_index = t.Int(0).tag(sync=True)

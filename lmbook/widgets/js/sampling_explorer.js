@@ -1,6 +1,6 @@
 // Sampling explorer (Chapter 6): temperature, top-k and top-p on a real model's stored
 // next-token logits. The math lives in samplingDistribution(), a pure function that
-// tests/test_widgets_sampling.py checks against lmbook.generation in Python.
+// tests/widgets/test_sampling.py checks against lmbook.generation in Python.
 
 /** The sampling distribution of lmbook.generation: logits / T, then top-k (ties at the
  *  k-th value kept), then top-p on what is left (a token is kept while the tokens ranked

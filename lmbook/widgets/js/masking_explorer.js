@@ -1,7 +1,7 @@
 // Masking explorer (Chapter 4): BERT's 80/10/10 rule, re-drawn in the browser when the
 // masking-rate slider moves. The math lives in maskSequence(), a pure function with a
 // seeded PRNG (mulberry32); lmbook/widgets/masking.py has a Python twin of both, and
-// tests/test_widgets_masking.py runs this file in node to check that they agree.
+// tests/widgets/test_masking.py runs this file in node to check that they agree.
 
 /** mulberry32: a tiny seeded PRNG giving floats in [0, 1). Same stream as masking.py. */
 export function mulberry32(seed) {

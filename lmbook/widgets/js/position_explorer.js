@@ -1,6 +1,6 @@
 // Positional-encoding explorer (Chapter 2). The sinusoidal table is small, so the
 // browser computes it itself; sinusoidalEncoding() and positionSimilarity() are
-// checked against lmbook.layers.sinusoidal_encoding by tests/test_widgets_positions.py.
+// checked against lmbook.layers.sinusoidal_encoding by tests/widgets/test_positions.py.
 
 /** PE[pos][2i] = sin(pos / 10000^(2i/d)), PE[pos][2i+1] = cos(same): an nPositions x dModel array. */
 export function sinusoidalEncoding(nPositions, dModel) {

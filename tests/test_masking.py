@@ -1,9 +1,8 @@
-"""The Chapter 4 and 5 checkers accept correct answers and name what is wrong in broken ones."""
+"""lmbook.masking's exercise checker (Chapter 4) accepts the library's masking and names what breaks."""
 
 import pytest
 import torch
 
-from lmbook.finetuning import best_span, check_best_span
 from lmbook.masking import check_mlm_masking, mask_tokens_for_mlm
 
 
@@ -32,23 +31,3 @@ def _masks_specials(ids, **kw):
 def test_mlm_checker_names_the_mistake(fn, message):
     with pytest.raises(AssertionError, match=message):
         check_mlm_masking(fn)
-
-
-def test_span_checker_accepts_lmbook_best_span():
-    assert "every span valid and best" in check_best_span(lambda s, e, a, m: best_span(s, e, a, m)[:2])
-
-
-def test_span_checker_rejects_independent_argmaxes():
-    def separate(s, e, allowed, m):
-        return s.masked_fill(~allowed, -1e9).argmax().item(), e.masked_fill(~allowed, -1e9).argmax().item()
-
-    with pytest.raises(AssertionError, match="ends before it starts|more than max_answer_len|scores"):
-        check_best_span(separate)
-
-
-def test_span_checker_rejects_spans_outside_the_passage():
-    def unmasked(s, e, allowed, m):
-        return best_span(s, e, torch.ones_like(allowed), m)[:2]
-
-    with pytest.raises(AssertionError, match="leaves the passage"):
-        check_best_span(unmasked)

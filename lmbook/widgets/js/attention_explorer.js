@@ -1,5 +1,5 @@
 // Attention explorer (Chapter 3). The math lives in attentionWeights(), a pure
-// function that tests/test_widgets.py checks against lmbook.attention in Python.
+// function that tests/widgets/test_attention.py checks against lmbook.attention in Python.
 
 /** softmax(scores * s / temperature) per row, with s = 1/sqrt(d_k) or 1, and an
  *  optional causal mask (query i sees keys 0..i). scores: L_q x L_k array. */

@@ -1,7 +1,7 @@
 // BPE explorer (Chapter 1). Type a word, see how byte-level BPE cuts it into known
 // pieces while a word-level vocabulary can only say [UNK]. The tokenizer is the one
 // trained in Python: its merges are sent once, and bpeEncode() below applies them
-// exactly as lmbook.tokenizers.BPETokenizer.encode does (tests/test_widgets_bpe.py
+// exactly as lmbook.tokenizers.BPETokenizer.encode does (tests/widgets/test_bpe.py
 // runs both and compares).
 
 // lmbook.tokenizers.SPLIT_PATTERN, translated: Python's Unicode \w, \d and \b become
