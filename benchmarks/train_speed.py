@@ -2,8 +2,11 @@
 
 1. Median milliseconds per training step (AdamW: forward + backward + step) on nanoGPT's
    CPU config (4 layers, 4 heads, width 128, context 64, batch 12, dropout 0, vocab 65),
-   against an equivalent pre-LN causal stack of ``torch.nn.TransformerEncoderLayer``.
-   The two models alternate step by step (round robin), so background load hits both alike.
+   against two references with the same sizes: a pre-LN causal stack of
+   ``torch.nn.TransformerEncoderLayer``, and a nanoGPT-style GPT written directly on
+   ``F.scaled_dot_product_attention(is_causal=True)`` with one fused QKV projection (the
+   fastest plain-PyTorch way to write it). The models alternate step by step (round robin),
+   so background load hits all alike; the goal is lmbook / fused GPT <= 1.0.
 2. Tokens per second of greedy generation, 256 new tokens, with and without the KV cache.
 
 Run:  python benchmarks/train_speed.py [--steps 30]
@@ -17,6 +20,7 @@ import statistics
 import time
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lmbook.generation import generate
@@ -49,13 +53,54 @@ class TorchDecoder(nn.Module):
         return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
 
+class FusedBlock(nn.Module):
+    """A pre-LN block with one (d, 3d) QKV projection and fused causal attention, as nanoGPT writes it."""
+
+    def __init__(self, c: DecoderConfig) -> None:
+        super().__init__()
+        self.n_heads = c.n_heads
+        self.ln1, self.ln2 = nn.LayerNorm(c.d_model), nn.LayerNorm(c.d_model)
+        self.qkv = nn.Linear(c.d_model, 3 * c.d_model)
+        self.proj = nn.Linear(c.d_model, c.d_model)
+        self.mlp = nn.Sequential(nn.Linear(c.d_model, 4 * c.d_model), nn.GELU(), nn.Linear(4 * c.d_model, c.d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)  # 3 x (B, T, C)
+        q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
+        x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return x + self.mlp(self.ln2(x))
+
+
+class FusedGPT(nn.Module):
+    """nanoGPT's model shape: embeddings, fused-QKV blocks, final LayerNorm, tied head."""
+
+    def __init__(self, c: DecoderConfig) -> None:
+        super().__init__()
+        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
+        self.pos_emb = nn.Embedding(c.max_len, c.d_model)
+        self.blocks = nn.ModuleList(FusedBlock(c) for _ in range(c.n_layers))
+        self.ln_f = nn.LayerNorm(c.d_model)
+        self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self.lm_head.weight = self.tok_emb.weight
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        x = self.tok_emb(idx) + self.pos_emb(torch.arange(idx.shape[1]))  # (B, T, d)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))  # (B, T, vocab)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
 def train_step_times(threads: int, steps: int, warmup: int = 5) -> dict[str, float]:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    ours, ref = Decoder(CFG), TorchDecoder(CFG)
-    losses = {"lmbook": lambda x, y: ours(x, y).loss, "torch.nn": ref}
+    ours, ref, fused = Decoder(CFG), TorchDecoder(CFG), FusedGPT(CFG)
+    losses = {"lmbook": lambda x, y: ours(x, y).loss, "torch.nn": ref, "fused GPT": fused}
     opts = {"lmbook": torch.optim.AdamW(ours.parameters(), lr=1e-3),
-            "torch.nn": torch.optim.AdamW(ref.parameters(), lr=1e-3)}
+            "torch.nn": torch.optim.AdamW(ref.parameters(), lr=1e-3),
+            "fused GPT": torch.optim.AdamW(fused.parameters(), lr=1e-3)}
     times: dict[str, list[float]] = {k: [] for k in losses}
     for i in range(warmup + steps):
         x = torch.randint(0, CFG.vocab_size, (BATCH, CFG.max_len))
@@ -98,7 +143,8 @@ def main() -> None:
     for threads in (1, 2):
         t = train_step_times(threads, args.steps)
         print(f"  {threads} thread(s): lmbook {t['lmbook']:.1f} ms   torch.nn {t['torch.nn']:.1f} ms   "
-              f"ratio lmbook/torch {t['lmbook'] / t['torch.nn']:.2f}")
+              f"fused GPT {t['fused GPT']:.1f} ms   ratio lmbook/torch.nn {t['lmbook'] / t['torch.nn']:.2f}   "
+              f"lmbook/fused GPT {t['lmbook'] / t['fused GPT']:.2f} (goal <= 1.0)")
     g = generation_speed()
     print(f"greedy generation, 256 new tokens, 1 thread: with KV cache {g['with cache']:.0f} tok/s, "
           f"without {g['without cache']:.0f} tok/s, speed-up {g['with cache'] / g['without cache']:.1f}x")

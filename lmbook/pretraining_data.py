@@ -23,9 +23,9 @@ __all__ = ["DECODER_CONFIG", "ENCODER_CONFIG", "VOCAB_SIZE", "decoder_eval_token
            "init_from_decoder", "train_token_ids", "wiki_split"]  # fmt: skip
 
 VOCAB_SIZE = 3000
-# Pre-LN (norm_first) like the decoder it starts from (init_from_decoder); no dropout in these short runs.
+# Pre-LN (norm_first) like the decoder it starts from (init_from_decoder); dropout 0.1 as in BERT.
 ENCODER_CONFIG = EncoderConfig(vocab_size=VOCAB_SIZE, max_len=256, n_layers=4, n_heads=4, d_model=128, d_ff=512,
-                               dropout=0.0, norm_first=True)  # fmt: skip
+                               dropout=0.1, norm_first=True)  # fmt: skip
 # Dropout 0.1: the decoder sees its 0.8 M training tokens about 20 times and overfits without it.
 DECODER_CONFIG = DecoderConfig(vocab_size=VOCAB_SIZE, max_len=128, n_layers=4, n_heads=4, d_model=128, dropout=0.1)
 
