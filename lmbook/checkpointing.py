@@ -5,6 +5,11 @@ tensors only, so loading one never runs code, unlike a pickle) and ``config.json
 holds the model's class name, its config dataclass and its metrics, enough to
 rebuild it with ``Model(config)``.
 
+Saving is all-or-nothing: ``save_checkpoint`` writes both files into a hidden sibling
+folder and swaps it into place only when both are complete (the old folder is renamed
+aside, the new one renamed in, the old one deleted), so a save that fails or is killed
+half-way leaves the previous checkpoint loadable. Loading refuses NaN or infinite weights.
+
 A checkpoint finds its class through one registry: every model class the book ships
 is decorated with ``register_model`` (``lmbook.models``, ``lmbook.finetuning``), and
 ``load_checkpoint`` looks the saved class name up there. The shipped checkpoints live
@@ -15,11 +20,16 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import shutil
 import sys
 import typing
+import uuid
 from dataclasses import asdict, fields, is_dataclass
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_model
 from torch import nn
 
@@ -78,9 +88,120 @@ def _config_dict(config) -> dict | None:
     return None if config is None else json.loads(json.dumps(asdict(config)))  # tuples -> lists, as on disk
 
 
+def _non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity."""
+    return [name for name, t in tensors.items()
+            if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all())]  # fmt: skip
+
+
+def _asides(folder: Path, kind: str) -> list[Path]:
+    """Hidden siblings of ``folder`` left by a save: ``kind`` "new" (being written) or "old" (moved aside)."""
+    return sorted(folder.parent.glob(f".{folder.name}.{kind}-*")) if folder.parent.is_dir() else []
+
+
+def _pid_alive(sibling: Path) -> bool:
+    try:
+        pid = int(sibling.name.rsplit("-", 2)[-2])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:  # somebody else's live process
+        return True
+    return pid != os.getpid()
+
+
+def _finish_interrupted_save(folder: Path) -> None:
+    """Repair what a save killed between its two renames left: the old folder aside and no folder in place.
+
+    Also deletes the hidden folders of saves whose process is gone. Never raises: a read-only
+    install simply keeps what is there.
+    """
+    try:
+        if not folder.exists() and (old := [p for p in _asides(folder, "old") if not _pid_alive(p)]):
+            os.rename(old[-1], folder)
+        for stale in _asides(folder, "new") + (_asides(folder, "old") if folder.exists() else []):
+            if not _pid_alive(stale):
+                shutil.rmtree(stale, ignore_errors=True)
+    except OSError:
+        pass
+
+
+def _carry_other_files(old: Path, new: Path, keep: set[str]) -> None:
+    """Hard-link (or copy) into ``new`` every entry of ``old`` that the save does not rewrite (vocabularies, ...)."""
+    for entry in old.iterdir():
+        if entry.name in keep or (new / entry.name).exists():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, new / entry.name, symlinks=True)
+            continue
+        try:
+            os.link(entry, new / entry.name, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(entry, new / entry.name, follow_symlinks=False)
+
+
+def _swap_in(new: Path, folder: Path) -> None:
+    """Put the complete folder ``new`` at ``folder``: old aside, new in, old deleted (undone on failure)."""
+    if not folder.exists():
+        os.rename(new, folder)
+        return
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    os.rename(folder, old)
+    try:
+        os.rename(new, folder)
+    except BaseException:
+        os.rename(old, folder)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_atomically(folder: Path, files: dict[str, Callable[[Path], None]]) -> None:
+    """Write ``files`` (name -> writer of that path) into a hidden sibling of ``folder``, then swap it in."""
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"cannot save a checkpoint to {folder}: it exists and is not a folder")
+    if folder.is_dir() and not os.access(folder, os.W_OK):
+        raise PermissionError(f"cannot save a checkpoint to {folder}: the folder is read-only; "
+                              f"the checkpoint already there is left as it was")  # fmt: skip
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        _finish_interrupted_save(folder)
+        new = folder.with_name(f".{folder.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        new.mkdir()
+    except OSError as err:
+        raise type(err)(f"cannot save a checkpoint to {folder}: cannot write in {folder.parent} ({err})") from err
+    try:
+        for name, write in files.items():
+            write(new / name)
+        if folder.is_dir():
+            _carry_other_files(folder, new, set(files))
+        _swap_in(new, folder)
+    except BaseException as err:
+        shutil.rmtree(new, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise type(err)(f"saving the checkpoint {folder} failed ({err}); "
+                            f"the checkpoint that was there is left as it was") from err  # fmt: skip
+        raise
+
+
+def _replace_file(path: Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` through a temporary sibling and ``os.replace``, so the file is old or new, never half."""
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def save_checkpoint(model: nn.Module, path: str | Path, *, metrics: dict | None = None,
                     extra: dict | None = None) -> Path:  # fmt: skip
     """Write ``model`` as ``model.safetensors`` + ``config.json`` (no pickle anywhere); tied weights are stored once.
+
+    A directory ``path`` is replaced all-or-nothing: both files are written into a hidden sibling
+    folder (``.<name>.new-*``), which then takes the old folder's place; other files of the old folder
+    (vocabularies, ...) are carried over. A save that fails or is killed leaves the previous
+    checkpoint loadable. With ``stem.safetensors`` each of the two files is replaced atomically.
 
     Args:
         model: the model; its ``model.config`` dataclass, if any, is saved with it.
@@ -90,6 +211,10 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, metrics: dict | None 
 
     Returns:
         The path of the weights file.
+
+    Raises:
+        ValueError: a weight is NaN or infinite (named), so a broken model never replaces a good checkpoint.
+        PermissionError, OSError: the target cannot be written; the old checkpoint is left as it was.
     """
     from lmbook import __version__
 
@@ -103,9 +228,22 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, metrics: dict | None 
         "extra": extra or {},
         "lmbook_version": __version__,
     }, indent=2)  # fmt: skip
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(weights), metadata={"format": "pt"}, force_contiguous=True)
-    config_path.write_text(text + "\n")
+    if bad := _non_finite(model.state_dict()):
+        raise ValueError(f"model has NaN or infinite values in {', '.join(bad[:5])}"
+                         f"{' ...' if len(bad) > 5 else ''}; refusing to save it over {Path(path)}")  # fmt: skip
+
+    def write_weights(target: Path) -> None:
+        save_model(model, str(target), metadata={"format": "pt"}, force_contiguous=True)
+
+    def write_config(target: Path) -> None:
+        target.write_text(text + "\n")
+
+    if Path(path).suffix == ".safetensors":
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        _replace_file(weights, write_weights)
+        _replace_file(config_path, write_config)
+    else:
+        _write_atomically(Path(path), {weights.name: write_weights, config_path.name: write_config})
     return weights
 
 
@@ -143,6 +281,9 @@ def _load_weights(model: nn.Module, weights: Path) -> None:
             problems.append(f"tensor {name!r} has shape {shapes}")
     if problems:
         raise ValueError(f"{weights} does not fit {type(model).__name__}: " + "; ".join(problems))
+    if bad := _non_finite(tensors):
+        raise ValueError(f"{weights} holds NaN or infinite values in tensor {', '.join(map(repr, bad))}; "
+                         f"this checkpoint is broken: retrain or restore it")  # fmt: skip
     model.load_state_dict(tensors, strict=False)
 
 
@@ -168,6 +309,8 @@ def load_checkpoint(path: str | Path, model_cls: type | None = None, config_cls:
             named with both values); tensors missing, unexpected or of the wrong shape.
     """
     weights, config_path = _paths(path)
+    if Path(path).suffix != ".safetensors":
+        _finish_interrupted_save(Path(path))
     meta = _read_config(config_path)
     saved = meta.get("config")
     if model is None:
@@ -215,6 +358,7 @@ def load_pretrained(name: str, path: str | Path | None = None):
         ValueError: a file is truncated or corrupted (from ``load_checkpoint``).
     """
     folder = Path(path) if path is not None else checkpoint_dir(name)
+    _finish_interrupted_save(folder)
     is_tokenizer = name.startswith("tokenizer")
     needed = folder / ("tokenizer.json" if is_tokenizer else "model.safetensors")
     if not needed.is_file():
