@@ -15,8 +15,10 @@ Cleaning: every tag except ``<w lemma=...>`` is dropped (the OSIS filter already
 and cross-references; line milestones become spaces); adjacent ``<w>`` elements glued without a space
 (WEB: ``God</w><w ...>created``) get one; whitespace is collapsed; psalm titles open verse 1 on both
 sides (see :func:`read_book`); in the Spanish text the all-capitals first word of each chapter (a
-typographical drop-cap: ``EN el principio``) gets the casing that word has elsewhere in the corpus. Words are :func:`lmbook.corpora.bible.tokenize` tokens; a token carries the
-Strong's ids of the ``<w>`` element it lies in. The output is byte-for-byte reproducible.
+typographical drop-cap: ``EN el principio``) gets the casing that word
+has elsewhere in the corpus; the WEB glossary appended to Revelation 22:21 is cut.
+Words are :func:`lmbook.corpora.bible.tokenize` tokens; a token carries the Strong's ids of the ``<w>``
+element it lies in (punctuation carries none). The output is byte-for-byte reproducible.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 from lmbook.corpora.bible import BOOKS, DATA_FILE
 
@@ -80,7 +81,7 @@ def parse_verse(body: str, lang: str) -> tuple[str, list[tuple[str, tuple[str, .
         if t[0][0].isalnum() or t[0][0] == "_":
             while spans and spans[0][1] <= t.start():  # spans and tokens both run left to right
                 spans.pop(0)
-            for a, b, sids in spans:
+            for a, _, sids in spans:
                 if a >= t.end():
                     break
                 ids += [s for s in sids if s not in ids]
