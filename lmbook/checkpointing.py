@@ -312,18 +312,21 @@ def load_checkpoint(path: str | Path, model_cls: type | None = None, config_cls:
     if Path(path).suffix != ".safetensors":
         _finish_interrupted_save(Path(path))
     meta = _read_config(config_path)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{config_path} must hold a JSON object, got {type(meta).__name__}")
     saved = meta.get("config")
+    if saved is not None and not isinstance(saved, dict):
+        raise ValueError(f"{config_path}: field 'config' must be an object or null, got {type(saved).__name__}")
     if model is None:
+        if model_cls is None and not isinstance(meta.get("model_class"), str):
+            raise ValueError(f"{config_path}: field 'model_class' must be a class name, got "
+                             f"{meta.get('model_class', '<absent>')!r}")  # fmt: skip
         model_cls = model_cls or _model_class(meta["model_class"])
         if saved is None:
             model = model_cls()
         else:
             config_cls = config_cls or _config_class(model_cls, meta.get("config_class"))
-            known = {f.name: f for f in fields(config_cls)}
-            if unknown := sorted(set(saved) - set(known)):
-                raise ValueError(f"{config_path}: {unknown} are not fields of {config_cls.__name__}")
-            model = model_cls(config_cls(**{k: tuple(v) if "tuple" in str(known[k].type) else v
-                                            for k, v in saved.items()}))  # fmt: skip
+            model = model_cls(_build_config(config_cls, saved, config_path))
     elif saved is not None and (mine := _config_dict(getattr(model, "config", None))) is not None:
         pairs = {k: (saved.get(k, "<absent>"), mine.get(k, "<absent>")) for k in sorted(set(saved) | set(mine))}
         diffs = [f"{k}: checkpoint has {a!r}, model has {b!r}" for k, (a, b) in pairs.items() if a != b]
@@ -331,6 +334,24 @@ def load_checkpoint(path: str | Path, model_cls: type | None = None, config_cls:
             raise ValueError(f"config in {config_path} does not match the model: " + "; ".join(diffs))
     _load_weights(model, weights)
     return model.eval()
+
+
+def _build_config(config_cls: type, saved: dict, config_path: Path):
+    """``config_cls(**saved)``, checked field by field (``lmbook.validation.check_config``); errors name the file."""
+    from lmbook.validation import check_config
+
+    known = {f.name: f for f in fields(config_cls)}
+    if unknown := sorted(set(saved) - set(known)):
+        raise ValueError(f"{config_path}: {unknown} are not fields of {config_cls.__name__}")
+    if missing := sorted(set(known) - set(saved)):
+        raise ValueError(f"{config_path}: field(s) {missing} of {config_cls.__name__} are missing")
+    try:
+        config = config_cls(**{k: tuple(v) if "tuple" in str(known[k].type) and isinstance(v, list) else v
+                               for k, v in saved.items()})  # fmt: skip
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{config_path}: {err}") from err
+    check_config(config, source=str(config_path))
+    return config
 
 
 def checkpoint_dir(name: str) -> Path:

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from lmbook.checkpointing import load_checkpoint, read_metrics, register_model, save_checkpoint
+from lmbook.validation import check_int, check_number
 
 __all__ = ["History", "count_parameters", "load_checkpoint", "lr_schedule", "read_metrics", "register_model",
            "save_checkpoint", "train"]  # fmt: skip
@@ -40,6 +41,9 @@ __all__ = ["History", "count_parameters", "load_checkpoint", "lr_schedule", "rea
 
 def lr_schedule(step: int, *, lr: float, steps: int, warmup_steps: int, min_lr_ratio: float = 0.1) -> float:
     """Learning rate of update ``step`` (0-based) out of ``steps``: linear warmup, then cosine decay.
+
+    ``train`` checks ``lr > 0``, ``0 <= warmup_steps <= steps`` and ``0 <= min_lr_ratio <= 1``
+    before calling it, so the rate is never negative.
 
     The rate climbs linearly to ``lr``, reached at ``step == warmup_steps``, then follows
     half a cosine down to ``min_lr_ratio * lr``, reached at the last update
@@ -156,7 +160,7 @@ def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float
         weight_decay: AdamW's decoupled weight decay on matrices.
         warmup_steps: linear warmup length; ``steps // 10`` when None.
         min_lr_ratio: the cosine ends at ``min_lr_ratio * lr``.
-        grad_clip: maximum global gradient norm; None or 0 does not clip.
+        grad_clip: maximum global gradient norm (> 0); None does not clip.
         eval_fn: ``eval_fn(model)`` returns a float (logged as ``"eval"``) or a dict of floats.
         eval_every: evaluate every this many updates (and after the last).
         progress: show a tqdm progress bar with the running loss.
@@ -167,14 +171,17 @@ def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float
         The ``History`` of the run.
 
     Raises:
-        FloatingPointError: the loss or the gradient norm became NaN or infinite; names the step.
+        TypeError, ValueError: an argument is out of range (named), before the first step.
+        FloatingPointError: the loss, the gradient norm or the updated parameters became NaN or
+            infinite; names the step. The model is left with the weights of the last good step:
+            a bad loss or gradient stops before the optimiser step, and a step that made a
+            parameter non-finite is undone.
     """
     from tqdm.auto import tqdm
 
-    if steps < 1 or log_every < 1:
-        raise ValueError(f"steps and log_every must be >= 1, got steps={steps}, log_every={log_every}")
-    if eval_every is not None and eval_fn is None:
-        raise ValueError(f"eval_every={eval_every} was given without an eval_fn to call")
+    _check_train_args(model, loss_fn, steps=steps, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
+                      min_lr_ratio=min_lr_ratio, grad_clip=grad_clip, eval_fn=eval_fn, eval_every=eval_every,
+                      log_every=log_every)  # fmt: skip
     if seed is not None:
         torch.manual_seed(seed)
         random.seed(seed)
@@ -183,6 +190,7 @@ def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]  # fmt: skip
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
+    last_good = [p.detach().clone() for p in params]  # the weights before the current step, to undo a bad one
     next_batch, history, window = _batch_stream(batches), History(), {}
     was_training, start, eval_s = model.training, time.perf_counter(), 0.0
     bar = tqdm(range(1, steps + 1), disable=not progress, desc="train")
@@ -193,14 +201,28 @@ def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float
             for group in optimizer.param_groups:
                 group["lr"] = step_lr
             losses = _as_losses(loss_fn(model, next_batch(step - 1)), step)
+            kept = f"stopped before the optimiser step: the model keeps the weights after step {step - 1}"
             if not math.isfinite(loss := losses["loss"].item()):
-                raise FloatingPointError(f"loss became {loss} at step {step} of {steps} (lr={step_lr:.3g})")
+                raise FloatingPointError(f"loss became {loss} at step {step} of {steps} (lr={step_lr:.3g}); {kept}")
             optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip or math.inf).item()
             if not math.isfinite(grad_norm):
-                raise FloatingPointError(f"gradient norm became {grad_norm} at step {step} of {steps}")
-            optimizer.step()
+                raise FloatingPointError(f"gradient norm became {grad_norm} at step {step} of {steps} "
+                                         f"(lr={step_lr:.3g}); {kept}")  # fmt: skip
+            torch._foreach_copy_(last_good, [p.detach() for p in params])
+            try:
+                optimizer.step()
+            except BaseException:  # an overflow inside AdamW (after its weight decay): undo the half step
+                with torch.no_grad():
+                    torch._foreach_copy_([p.detach() for p in params], last_good)
+                raise
+            if not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+                with torch.no_grad():
+                    torch._foreach_copy_([p.detach() for p in params], last_good)
+                raise FloatingPointError(f"the optimiser step made parameters NaN or infinite at step {step} of "
+                                         f"{steps} (lr={step_lr:.3g}); undone: the model keeps the weights "
+                                         f"after step {step - 1}. Try a smaller lr")  # fmt: skip
             logged = {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in losses.items()}
             for name, value in {**logged, "lr": step_lr, "grad_norm": grad_norm}.items():
                 window.setdefault(name, []).append(value)
@@ -230,6 +252,32 @@ def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float
     history.elapsed_s = time.perf_counter() - start
     history.ms_per_step = 1000 * (history.elapsed_s - eval_s) / steps
     return history
+
+
+def _check_train_args(model, loss_fn, *, steps, lr, weight_decay, warmup_steps, min_lr_ratio, grad_clip, eval_fn,
+                      eval_every, log_every) -> None:  # fmt: skip
+    """``train``'s argument checks, all before the first step; each error names the argument."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable as loss_fn(model, batch), got {type(loss_fn).__name__}")
+    check_int("steps", steps, low=1)
+    check_int("log_every", log_every, low=1)
+    check_number("lr", lr, low=0, low_open=True)
+    check_number("weight_decay", weight_decay, low=0)
+    check_number("min_lr_ratio", min_lr_ratio, low=0, high=1)
+    if warmup_steps is not None:
+        check_int("warmup_steps", warmup_steps, low=0, high=steps)
+    if grad_clip is not None:
+        check_number("grad_clip", grad_clip, low=0, low_open=True)
+    if eval_fn is not None and not callable(eval_fn):
+        raise TypeError(f"eval_fn must be callable as eval_fn(model), got {type(eval_fn).__name__}")
+    if eval_every is not None:
+        if eval_fn is None:
+            raise ValueError(f"eval_every={eval_every} was given without an eval_fn to call")
+        check_int("eval_every", eval_every, low=1)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"model ({type(model).__name__}) has no trainable parameter (requires_grad=True)")
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -1,0 +1,266 @@
+"""Bad input, family by family (issue 12): each case is (callable, kwargs, error type, words the message must hold).
+
+One table per family of the public API. The words are the caller's argument name (and, where it helps,
+what was expected or what came), so a reader who passes a wrong value learns which one and why.
+Cases that wait for another module's fix are marked ``xfail(strict=True)``: they turn red when fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from lmbook.checkpointing import load_checkpoint, save_checkpoint
+from lmbook.models import Decoder, DecoderConfig, Encoder, EncoderConfig
+from lmbook.training import train
+
+
+def case(fn, kwargs, error, *words, id=None, marks=()):
+    """One row of a table: ``fn(**kwargs)`` must raise ``error`` with each of ``words`` in its message."""
+    return pytest.param(fn, kwargs, error, words, id=id, marks=marks)
+
+
+def check_case(fn, kwargs, error, words):
+    with pytest.raises(error) as info:
+        fn(**kwargs)
+    message = str(info.value)
+    for word in words:
+        assert word in message, f"{word!r} is not in the message: {message}"
+
+
+TINY_DECODER = DecoderConfig(vocab_size=30, max_len=8, n_layers=1, n_heads=2, d_model=8)
+TINY_ENCODER = EncoderConfig(vocab_size=30, max_len=16, n_layers=1, n_heads=2, d_model=8, d_ff=16)
+
+
+def tiny_decoder(seed: int = 0) -> Decoder:
+    torch.manual_seed(seed)
+    return Decoder(TINY_DECODER)
+
+
+def tiny_encoder(seed: int = 0) -> Encoder:
+    torch.manual_seed(seed)
+    return Encoder(TINY_ENCODER)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _checkpoint_with(tmp: Path, edit) -> Path:
+    """A decoder checkpoint in ``tmp`` whose config.json was changed by ``edit(meta)``."""
+    folder = tmp / "ckpt"
+    save_checkpoint(tiny_decoder(), folder)
+    meta = json.loads((folder / "config.json").read_text())
+    edit(meta)
+    (folder / "config.json").write_text(json.dumps(meta))
+    return folder
+
+
+def _load_edited(tmp_path, edit):
+    return load_checkpoint(_checkpoint_with(tmp_path, edit))
+
+
+def _load_nan(tmp_path):
+    from safetensors.torch import save_model
+
+    folder = tmp_path / "ckpt"
+    save_checkpoint(tiny_decoder(), folder)
+    model = tiny_decoder()
+    with torch.no_grad():
+        model.ln_f.weight[0] = float("inf")
+    save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return load_checkpoint(folder)
+
+
+def _save_nan(tmp_path):
+    model = tiny_decoder()
+    with torch.no_grad():
+        model.ln_f.bias[1] = float("nan")
+    save_checkpoint(model, tmp_path / "ckpt")
+
+
+def _cfg(**changes):
+    return lambda meta: meta["config"].update(changes)
+
+
+def _drop(field):
+    return lambda meta: meta["config"].pop(field)
+
+
+CHECKPOINT_CASES = [
+    case(_load_nan, {}, ValueError, "NaN or infinite", "'ln_f.weight'", id="load-inf-weight"),
+    case(_save_nan, {}, ValueError, "NaN or infinite", "ln_f.bias", id="save-nan-weight"),
+    case(_load_edited, {"edit": _cfg(vocab_size=-3)}, ValueError, "vocab_size", ">= 1", "-3", "config.json",
+         id="negative-vocab_size"),
+    case(_load_edited, {"edit": _drop("vocab_size")}, ValueError, "vocab_size", "missing", "config.json",
+         id="missing-vocab_size"),
+    case(_load_edited, {"edit": _cfg(max_len="64")}, TypeError, "max_len", "int", "'64'", "config.json",
+         id="string-max_len"),
+    case(_load_edited, {"edit": _cfg(n_layers=2.5)}, TypeError, "n_layers", "int", "config.json", id="float-n_layers"),
+    case(_load_edited, {"edit": _cfg(dropout=1.5)}, ValueError, "dropout", "[0, 1)", "config.json",
+         id="dropout-above-one"),
+    case(_load_edited, {"edit": _cfg(d_model=10, n_heads=3)}, ValueError, "d_model", "n_heads", "config.json",
+         id="heads-do-not-divide"),
+    case(_load_edited, {"edit": _cfg(colour="red")}, ValueError, "colour", "not fields", id="unknown-field"),
+    case(_load_edited, {"edit": lambda m: m.pop("model_class")}, ValueError, "model_class", "config.json",
+         id="no-model_class"),
+    case(_load_edited, {"edit": lambda m: m.update(config=[1, 2])}, ValueError, "'config'", "config.json",
+         id="config-not-object"),
+    case(save_checkpoint, {"model": tiny_decoder(), "path": "/proc/lmbook-ckpt"}, OSError,
+         "cannot save a checkpoint to /proc/lmbook-ckpt", id="unwritable-place"),
+]
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "error", "words"), CHECKPOINT_CASES)
+def test_checkpoints(fn, kwargs, error, words, tmp_path):
+    if fn in (_load_edited, _load_nan, _save_nan):
+        kwargs = {"tmp_path": tmp_path, **kwargs}
+    check_case(fn, kwargs, error, words)
+
+
+# ----------------------------------------------------------------------------- training
+def _mse(model, batch):
+    x, y = batch
+    return nn.functional.mse_loss(model(x).squeeze(-1), y)
+
+
+BATCHES = [(torch.randn(8, 4, generator=torch.Generator().manual_seed(0)), torch.zeros(8))]
+
+
+def _train(**kwargs):
+    torch.manual_seed(0)
+    args = {"model": nn.Linear(4, 1), "batches": BATCHES, "loss_fn": _mse, "steps": 3, "progress": False}
+    return train(**{**args, **kwargs})
+
+
+TRAINING_CASES = [
+    case(_train, {"lr": math.inf}, ValueError, "lr", "finite", "inf", id="lr-inf"),
+    case(_train, {"lr": math.nan}, ValueError, "lr", "nan", id="lr-nan"),
+    case(_train, {"lr": 0.0}, ValueError, "lr", "> 0", id="lr-zero"),
+    case(_train, {"lr": -1e-3}, ValueError, "lr", "> 0", id="lr-negative"),
+    case(_train, {"lr": "1e-3"}, TypeError, "lr", "number", "str", id="lr-string"),
+    case(_train, {"grad_clip": -1.0}, ValueError, "grad_clip", "> 0", id="grad_clip-negative"),
+    case(_train, {"grad_clip": 0.0}, ValueError, "grad_clip", "> 0", id="grad_clip-zero"),
+    case(_train, {"grad_clip": math.nan}, ValueError, "grad_clip", id="grad_clip-nan"),
+    case(_train, {"min_lr_ratio": -3}, ValueError, "min_lr_ratio", ">= 0", "<= 1", id="min_lr_ratio-negative"),
+    case(_train, {"min_lr_ratio": 1.5}, ValueError, "min_lr_ratio", "<= 1", id="min_lr_ratio-above-one"),
+    case(_train, {"steps": 0}, ValueError, "steps", ">= 1", id="steps-zero"),
+    case(_train, {"steps": 2.5}, TypeError, "steps", "integer", id="steps-float"),
+    case(_train, {"steps": True}, TypeError, "steps", "integer", id="steps-bool"),
+    case(_train, {"warmup_steps": -1}, ValueError, "warmup_steps", ">= 0", id="warmup-negative"),
+    case(_train, {"warmup_steps": 4}, ValueError, "warmup_steps", "<= 3", id="warmup-above-steps"),
+    case(_train, {"warmup_steps": 1.0}, TypeError, "warmup_steps", "integer", id="warmup-float"),
+    case(_train, {"weight_decay": -0.1}, ValueError, "weight_decay", ">= 0", id="weight_decay-negative"),
+    case(_train, {"weight_decay": math.inf}, ValueError, "weight_decay", "finite", id="weight_decay-inf"),
+    case(_train, {"log_every": 0}, ValueError, "log_every", ">= 1", id="log_every-zero"),
+    case(_train, {"eval_every": 2}, ValueError, "eval_every", "eval_fn", id="eval_every-without-eval_fn"),
+    case(_train, {"eval_every": 0, "eval_fn": lambda m: 0.0}, ValueError, "eval_every", ">= 1", id="eval_every-zero"),
+    case(_train, {"loss_fn": "mse"}, TypeError, "loss_fn", "callable", id="loss_fn-string"),
+    case(_train, {"model": "gpt"}, TypeError, "model", "nn.Module", id="model-string"),
+    case(_train, {"model": nn.Linear(4, 1).requires_grad_(False)}, ValueError, "model", "trainable",
+         id="model-frozen"),
+    case(_train, {"batches": []}, ValueError, "batches", "empty", id="batches-empty"),
+]
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "error", "words"), TRAINING_CASES)
+def test_training(fn, kwargs, error, words):
+    check_case(fn, kwargs, error, words)
+
+
+def test_training_rejects_before_touching_the_model():
+    model = nn.Linear(4, 1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="lr"):
+        _train(model=model, lr=math.inf)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _zero_gradient(m, batch):
+    return (m(batch[0]) * 0).sum()
+
+
+def test_step_that_makes_weights_non_finite_is_undone():
+    """Finite but absurd numbers: weight decay multiplies weights of 1e30 by (1 - lr * wd) = -1e10 -> -inf."""
+    model = nn.Linear(4, 1)
+    nn.init.constant_(model.weight, 1e30)
+    before = _weights(model)
+    with pytest.raises(FloatingPointError, match=r"parameters NaN or infinite at step 1 of 3 .*undone"):
+        _train(model=model, loss_fn=_zero_gradient, lr=1e10, weight_decay=1.0, warmup_steps=0)
+    after = _weights(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_step_that_overflows_inside_the_optimiser_is_undone():
+    """lr=1e38 passes the checks but overflows inside AdamW after its weight decay: the half step is undone."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    before = _weights(model)
+    with pytest.raises(RuntimeError, match="overflow"):
+        _train(model=model, lr=1e38, weight_decay=10.0, warmup_steps=0)
+    after = _weights(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_step_undone_after_good_steps_keeps_the_last_good_weights(monkeypatch):
+    import lmbook.training as T
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    seen = []
+
+    def loss_fn(m, batch):
+        seen.append(_weights(m))
+        return _mse(m, batch)
+
+    lrs = iter([1e-3, 1e-3, 1e38])  # the third update gets an absurd rate
+    monkeypatch.setattr(T, "lr_schedule", lambda *a, **k: next(lrs))
+    with pytest.raises((FloatingPointError, RuntimeError)):
+        _train(model=model, loss_fn=loss_fn, weight_decay=10.0)
+    after = _weights(model)
+    assert not all(torch.equal(seen[0][k], after[k]) for k in after), "the two good steps are kept"
+    assert all(torch.equal(seen[2][k], after[k]) for k in after)
+
+
+def test_non_finite_gradient_stops_before_the_step():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    before = _weights(model)
+
+    def nan_gradient(m, batch):  # value 0, gradient sqrt'(0) * 0 = nan
+        return torch.sqrt((m.weight - m.weight.detach()).abs()).sum()
+
+    with pytest.raises(FloatingPointError, match=r"gradient norm became nan at step 1 .*before the optimiser step"):
+        _train(model=model, loss_fn=nan_gradient)
+    after = _weights(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_non_finite_loss_stops_before_the_step():
+    model = nn.Linear(4, 1)
+    before = _weights(model)
+    with pytest.raises(FloatingPointError, match=r"loss became inf at step 1 .*before the optimiser step"):
+        _train(model=model, loss_fn=lambda m, b: _mse(m, b) * math.inf)
+    after = _weights(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_valid_training_gives_the_same_numbers_as_before():
+    """The checks and the snapshot change nothing for valid input: two runs agree, and the loss falls."""
+    torch.manual_seed(1)
+    a = nn.Linear(4, 1)
+    torch.manual_seed(1)
+    b = nn.Linear(4, 1)
+    ha = _train(model=a, steps=20, lr=1e-2, seed=3)
+    hb = _train(model=b, steps=20, lr=1e-2, seed=3)
+    assert ha.train_loss == hb.train_loss
+    assert ha.train_loss[-1] < ha.train_loss[0]
