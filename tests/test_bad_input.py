@@ -264,3 +264,73 @@ def test_valid_training_gives_the_same_numbers_as_before():
     hb = _train(model=b, steps=20, lr=1e-2, seed=3)
     assert ha.train_loss == hb.train_loss
     assert ha.train_loss[-1] < ha.train_loss[0]
+
+
+# ----------------------------------------------------------------------------- recipes CLI
+class CLIFailed(Exception):
+    """``python -m lmbook.recipes`` exited non-zero; the message is what it wrote to stderr."""
+
+
+def _cli(argv, capsys):
+    from lmbook.recipes.__main__ import main
+
+    rc = main(argv)
+    err = capsys.readouterr().err
+    if rc != 0:
+        raise CLIFailed(f"exit {rc}: {err}")
+
+
+def _run_recipe_never_training(out_dir, monkeypatch):
+    import lmbook.recipes as R
+
+    ran = []
+    monkeypatch.setattr(R, "recipe_function", lambda name: lambda out_dir: ran.append(out_dir))
+    try:
+        R.run_recipe("decoder", out_dir)
+    finally:
+        assert ran == [], "the recipe started although out_dir cannot be written"
+
+
+def _a_file(tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    return str(tmp_path / "taken")
+
+
+RECIPE_CASES = [
+    case(_cli, {"argv": []}, CLIFailed, "exit 2", "usage:", "name a recipe", "tokenizer-wiki", "decoder",
+         id="no-name"),
+    case(_cli, {"argv": ["gpt5"]}, CLIFailed, "exit 2", "unknown recipe 'gpt5'", "decoder", id="unknown-name"),
+    case(_cli, {"argv": ["decoder", "--out", "/proc/lmbook-out"]}, CLIFailed, "--out", "/proc/lmbook-out",
+         "nothing was trained", id="cli-out-unwritable"),
+    case(_cli, {"argv": ["decoder", "--out", "FILE"]}, CLIFailed, "--out", "taken", id="cli-out-is-a-file"),
+    case(_run_recipe_never_training, {"out_dir": "/proc/lmbook-out"}, OSError, "out_dir", "/proc/lmbook-out",
+         id="run_recipe-out-unwritable"),
+    case(_run_recipe_never_training, {"out_dir": "FILE"}, OSError, "out_dir", "taken", id="run_recipe-out-is-a-file"),
+]
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "error", "words"), RECIPE_CASES)
+def test_recipes_cli(fn, kwargs, error, words, capsys, monkeypatch, tmp_path):
+    kwargs = dict(kwargs)
+    if fn is _cli:
+        kwargs["argv"] = [_a_file(tmp_path) if a == "FILE" else a for a in kwargs["argv"]]
+        kwargs["capsys"] = capsys
+    else:
+        kwargs["out_dir"] = _a_file(tmp_path) if kwargs["out_dir"] == "FILE" else kwargs["out_dir"]
+        kwargs["monkeypatch"] = monkeypatch
+    check_case(fn, kwargs, error, words)
+
+
+def test_cli_without_a_name_exits_non_zero_with_the_list_on_stderr():
+    done = subprocess.run([sys.executable, "-m", "lmbook.recipes"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("usage: python -m lmbook.recipes")
+    assert all(name in done.stderr for name in ("tokenizer-wiki", "encoder", "decoder", "translator", "qa"))
+
+
+def test_cli_list_goes_to_stdout_and_exits_zero(capsys):
+    from lmbook.recipes.__main__ import main
+
+    assert main(["--list"]) == 0
+    assert "encoder-mlm-only" in capsys.readouterr().out

@@ -22,12 +22,13 @@ Example:
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from lmbook.checkpointing import CHECKPOINTS, checkpoint_dir, load_pretrained
 
-__all__ = ["CHECKPOINTS", "RECIPES", "checkpoint_dir", "load_pretrained", "recipe_function", "run_recipe"]
+__all__ = ["CHECKPOINTS", "RECIPES", "checkpoint_dir", "load_pretrained", "prepare_out_dir", "recipe_function", "run_recipe"]
 
 RECIPES: dict[str, str] = {
     # Chapter 4, pretraining (lmbook/recipes/pretrain.py)
@@ -63,10 +64,31 @@ def recipe_function(name: str) -> Callable:
     return getattr(mod, function)
 
 
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` and check that a file can be written there, before any training starts.
+
+    Raises:
+        OSError: ``out_dir`` cannot be created or written; the message names it (``--out`` on the command line).
+    """
+    out = Path(out_dir)
+    probe = out / f".write-test-{os.getpid()}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise type(err)(f"out_dir (--out) {str(out)!r} is not a folder this process can write: {err.strerror or err}; "
+                        f"nothing was trained, pass a writable folder") from err  # fmt: skip
+    return out
+
+
 def run_recipe(name: str, out_dir: str | Path | None = None) -> dict:
-    """Run recipe ``name``, writing into ``out_dir`` (default ``checkpoint_dir(name)``); returns its metrics."""
+    """Run recipe ``name``, writing into ``out_dir`` (default ``checkpoint_dir(name)``); returns its metrics.
+
+    ``out_dir`` is created and checked for writing first, so a bad folder fails before any training.
+    """
     fn = recipe_function(name)
-    return fn(out_dir=Path(out_dir) if out_dir is not None else checkpoint_dir(name))
+    return fn(out_dir=prepare_out_dir(out_dir if out_dir is not None else checkpoint_dir(name)))
 
 
 def _setup(seed: int = 0) -> None:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from lmbook.recipes import RECIPES, checkpoint_dir, run_recipe
+from lmbook.recipes import RECIPES, checkpoint_dir, prepare_out_dir, run_recipe
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,12 +16,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     parser.add_argument("--out", help="write here instead of lmbook/checkpoints/<name>")
     args = parser.parse_args(argv)
-    if args.list or args.name is None:
-        for name, target in RECIPES.items():
-            print(f"{name:18s} {target:45s} -> {checkpoint_dir(name)}")
-        return 0 if args.list else 2
+    listing = "\n".join(f"{name:18s} {target:45s} -> {checkpoint_dir(name)}" for name, target in RECIPES.items())
+    if args.list:
+        print(listing)
+        return 0
+    if args.name is None:
+        print(f"{parser.format_usage().rstrip()}\nerror: name a recipe; the recipes are:\n{listing}", file=sys.stderr)
+        return 2
     if args.name not in RECIPES:
         print(f"unknown recipe {args.name!r}; available: {', '.join(RECIPES)}", file=sys.stderr)
+        return 2
+    try:
+        prepare_out_dir(args.out if args.out is not None else checkpoint_dir(args.name))
+    except OSError as err:
+        print(f"error: --out: {err}", file=sys.stderr)
         return 2
     metrics = run_recipe(args.name, args.out)
     print(json.dumps(metrics, indent=2, default=str))
