@@ -34,11 +34,11 @@ from lmbook.tokenizers import BOS_ID
 
 __all__ = [
     "DEFAULT_RULES", "MLPLM", "NGramLM", "RuleBasedLM", "TransformerLM", "check_perplexity", "context_windows",
-    "oov_rate", "perplexity", "sample_text", "unseen_ngram_rate", "word_level_tokens", "word_vocabulary", "words",
+    "oov_rate", "perplexity_from_log_probs", "sample_text", "unseen_ngram_rate", "word_level_tokens", "word_vocabulary", "words",
 ]  # fmt: skip
 
 
-def perplexity(log_probs: Tensor | Sequence[float]) -> float:
+def perplexity_from_log_probs(log_probs: Tensor | Sequence[float]) -> float:
     """exp(-mean(log_probs)) for natural-log token probabilities (Section 1.2)."""
     lp = torch.as_tensor(log_probs, dtype=torch.float64)
     if lp.numel() == 0:

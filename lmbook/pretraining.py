@@ -18,7 +18,7 @@ seed or a ``torch.Generator``: the same seed gives the same batches.
 
 The evaluation helpers each come with the trivial baseline a model must beat:
 ``unigram_mlm_baseline`` (always guess the most frequent token) for ``mlm_accuracy``,
-``unigram_perplexity`` (ignore the context) for ``perplexity``, and 50 % for ``nsp_accuracy``.
+``unigram_perplexity`` (ignore the context) for ``model_perplexity``, and 50 % for ``nsp_accuracy``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from lmbook.masking import mask_tokens_for_mlm
 from lmbook.tokenizers import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS
 
 __all__ = ["collate_mlm", "fill_in_the_blank", "lm_batches", "lm_loss", "mlm_accuracy", "mlm_batches", "mlm_loss",
-           "mlm_nsp_loss", "nsp_accuracy", "nsp_examples", "perplexity", "random_windows", "tokenize_documents",
+           "mlm_nsp_loss", "model_perplexity", "nsp_accuracy", "nsp_examples", "random_windows", "tokenize_documents",
            "unigram_mlm_baseline", "unigram_perplexity"]  # fmt: skip
 
 SPECIAL_IDS = tuple(range(len(SPECIAL_TOKENS)))
@@ -162,6 +162,24 @@ def mlm_batches(examples, *, batch_size: int, vocab_size: int, seed: int = 0,
 
 
 # ----------------------------------------------------------------------------- MLM + NSP losses
+def _check_encoder_batch(batch, nsp: bool, caller: str) -> None:
+    """An MLM batch must be a dict with ``input_ids`` and ``labels`` of one shape, and at least one target."""
+    keys = ("input_ids", "labels") + (("next_sentence_label",) if nsp else ())
+    if not isinstance(batch, dict):
+        raise TypeError(f"{caller}: batch must be a dict with keys {list(keys)}, got {type(batch).__name__}")
+    if missing := [k for k in keys if k not in batch]:
+        raise KeyError(f"{caller}: batch has no {missing} (it has {sorted(batch)})")
+    ids, labels = batch["input_ids"], batch["labels"]
+    if ids.numel() == 0:
+        raise ValueError(f"{caller}: batch['input_ids'] is empty (shape {tuple(ids.shape)}); nothing to score")
+    if labels.shape != ids.shape:
+        raise ValueError(f"{caller}: batch['labels'] has shape {tuple(labels.shape)} but batch['input_ids'] has "
+                         f"{tuple(ids.shape)}; they must match")  # fmt: skip
+    if not bool((labels != -100).any()):
+        raise ValueError(f"{caller}: batch['labels'] has no masked position (every label is -100); nothing to "
+                         f"score. Raise mlm_probability or use longer sequences")  # fmt: skip
+
+
 def _encoder_heads(model, batch: dict[str, Tensor], nsp: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
     """MLM logits at the target positions only (N, vocab), their labels (N,), and NSP logits (B, 2).
 
@@ -181,7 +199,11 @@ def mlm_nsp_loss(model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
     """BERT's pretraining loss: MLM cross-entropy at the targets plus NSP cross-entropy on ``[CLS]``.
 
     Returns ``{"loss": mlm + nsp, "mlm": ..., "nsp": ...}``, usable as ``training.train``'s ``loss_fn``.
+
+    Raises:
+        ValueError: the batch is empty or has no masked position (a mean over nothing would be NaN).
     """
+    _check_encoder_batch(batch, True, "mlm_nsp_loss")
     mlm_logits, labels, nsp_logits = _encoder_heads(model, batch)
     mlm = F.cross_entropy(mlm_logits, labels)
     nsp = F.cross_entropy(nsp_logits, batch["next_sentence_label"])
@@ -189,7 +211,12 @@ def mlm_nsp_loss(model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def mlm_loss(model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    """MLM cross-entropy only (RoBERTa-style, no NSP); returns ``{"loss": mlm, "mlm": mlm}``."""
+    """MLM cross-entropy only (RoBERTa-style, no NSP); returns ``{"loss": mlm, "mlm": mlm}``.
+
+    Raises:
+        ValueError: the batch is empty or has no masked position (a mean over nothing would be NaN).
+    """
+    _check_encoder_batch(batch, False, "mlm_loss")
     mlm_logits, labels, _ = _encoder_heads(model, batch, nsp=False)
     mlm = F.cross_entropy(mlm_logits, labels)
     return {"loss": mlm, "mlm": mlm}
@@ -220,14 +247,29 @@ def lm_batches(token_ids: Tensor, *, batch_size: int, context: int, seed: int = 
 
 
 def lm_loss(model, batch: tuple[Tensor, Tensor]) -> Tensor:
-    """Next-token cross-entropy of a ``Decoder`` on ``(inputs, targets)``."""
+    """Next-token cross-entropy of a ``Decoder`` on ``(inputs, targets)``; targets of -100 are not scored.
+
+    Raises:
+        ValueError: the batch is empty, or every target is -100 (a mean over nothing would be NaN).
+    """
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise TypeError(f"lm_loss: batch must be a pair (inputs, targets), got {type(batch).__name__}")
     inputs, targets = batch
+    if not isinstance(inputs, Tensor) or not isinstance(targets, Tensor):
+        raise TypeError(f"lm_loss: inputs and targets must be tensors of token ids, got "
+                        f"{type(inputs).__name__} and {type(targets).__name__}")  # fmt: skip
+    if inputs.numel() == 0:
+        raise ValueError(f"lm_loss: inputs is empty (shape {tuple(inputs.shape)}); nothing to score")
+    if targets.shape != inputs.shape:
+        raise ValueError(f"lm_loss: targets has shape {tuple(targets.shape)} but inputs has {tuple(inputs.shape)}")
+    if not bool((targets != -100).any()):
+        raise ValueError("lm_loss: every target is -100 (ignored); nothing to score")
     return model(inputs, targets).loss
 
 
 # ----------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def perplexity(model, token_ids, *, context: int | None = None, batch_size: int = 16) -> float:
+def model_perplexity(model, token_ids, *, context: int | None = None, batch_size: int = 16) -> float:
     """exp(mean next-token cross-entropy) over non-overlapping windows of ``token_ids`` (a 1-D stream).
 
     Each window of ``context + 1`` tokens scores its last ``context`` tokens given the earlier
@@ -270,12 +312,16 @@ def _encoder_predictions(model, batches) -> tuple[int, int, int, int]:
 def mlm_accuracy(model, batches) -> float:
     """Share of MLM targets (labels != -100) whose top-1 prediction is the original token."""
     mc, mn, _, _ = _encoder_predictions(model, batches)
+    if mn == 0:
+        raise ValueError("mlm_accuracy: batches hold no masked position (labels all -100, or no batch); nothing to score")
     return mc / mn
 
 
 def nsp_accuracy(model, batches) -> float:
     """Share of sentence pairs whose ``is_next`` the NSP head gets right (chance: 0.5)."""
     _, _, nc, nn_ = _encoder_predictions(model, batches)
+    if nn_ == 0:
+        raise ValueError("nsp_accuracy: batches is empty; nothing to score")
     return nc / nn_
 
 
@@ -292,6 +338,8 @@ def unigram_mlm_baseline(train_token_ids, batches) -> float:
         labels = batch["labels"][batch["labels"] != -100]
         hits += int((labels == top).sum())
         total += len(labels)
+    if total == 0:
+        raise ValueError("unigram_mlm_baseline: batches hold no masked position; nothing to score")
     return hits / total
 
 

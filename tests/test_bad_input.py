@@ -334,3 +334,74 @@ def test_cli_list_goes_to_stdout_and_exits_zero(capsys):
 
     assert main(["--list"]) == 0
     assert "encoder-mlm-only" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- losses: nothing to score
+import lmbook.pretraining as P  # noqa: E402
+from lmbook.baselines import perplexity_from_log_probs  # noqa: E402
+
+
+def _mlm_batch(labels=None, n=2, t=6):
+    ids = torch.randint(7, 30, (n, t), generator=torch.Generator().manual_seed(0))
+    batch = {"input_ids": ids, "token_type_ids": torch.zeros_like(ids), "attention_mask": torch.ones_like(ids),
+             "labels": torch.full_like(ids, -100) if labels is None else labels,
+             "next_sentence_label": torch.zeros(n, dtype=torch.long)}  # fmt: skip
+    return batch
+
+
+def _with_one_target():
+    labels = torch.full((2, 6), -100)
+    labels[0, 2] = 9
+    return labels
+
+
+LOSS_CASES = [
+    case(P.lm_loss, {"model": tiny_decoder(), "batch": (torch.ones(2, 4, dtype=torch.long),
+                                                        torch.full((2, 4), -100))},
+         ValueError, "lm_loss", "every target is -100", "nothing to score", id="lm_loss-all-ignored"),
+    case(P.lm_loss, {"model": tiny_decoder(), "batch": (torch.ones(0, 4, dtype=torch.long),
+                                                        torch.ones(0, 4, dtype=torch.long))},
+         ValueError, "inputs is empty", id="lm_loss-empty-batch"),
+    case(P.lm_loss, {"model": tiny_decoder(), "batch": (torch.ones(2, 4, dtype=torch.long),
+                                                        torch.ones(2, 3, dtype=torch.long))},
+         ValueError, "targets has shape (2, 3)", "inputs has (2, 4)", id="lm_loss-shape-mismatch"),
+    case(P.lm_loss, {"model": tiny_decoder(), "batch": torch.ones(2, 4, dtype=torch.long)}, TypeError,
+         "batch must be a pair", id="lm_loss-not-a-pair"),
+    case(P.mlm_loss, {"model": tiny_encoder(), "batch": _mlm_batch()}, ValueError, "mlm_loss",
+         "batch['labels'] has no masked position", id="mlm_loss-no-target"),
+    case(P.mlm_nsp_loss, {"model": tiny_encoder(), "batch": _mlm_batch()}, ValueError, "mlm_nsp_loss",
+         "no masked position", id="mlm_nsp_loss-no-target"),
+    case(P.mlm_loss, {"model": tiny_encoder(), "batch": _mlm_batch(n=0)}, ValueError,
+         "batch['input_ids'] is empty", id="mlm_loss-empty-batch"),
+    case(P.mlm_nsp_loss, {"model": tiny_encoder(), "batch": {"input_ids": torch.ones(1, 3, dtype=torch.long)}},
+         KeyError, "labels", "next_sentence_label", id="mlm_nsp_loss-missing-keys"),
+    case(P.mlm_accuracy, {"model": tiny_encoder(), "batches": []}, ValueError, "mlm_accuracy", "nothing to score",
+         id="mlm_accuracy-no-batch"),
+    case(P.nsp_accuracy, {"model": tiny_encoder(), "batches": []}, ValueError, "nsp_accuracy", "empty",
+         id="nsp_accuracy-no-batch"),
+    case(P.model_perplexity, {"model": tiny_decoder(), "token_ids": torch.tensor([], dtype=torch.long)}, ValueError,
+         "token_ids", "context + 1", id="model_perplexity-empty"),
+    case(perplexity_from_log_probs, {"log_probs": []}, ValueError, "log_probs is empty",
+         id="perplexity_from_log_probs-empty"),
+]
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "error", "words"), LOSS_CASES)
+def test_losses(fn, kwargs, error, words):
+    check_case(fn, kwargs, error, words)
+
+
+def test_losses_with_something_to_score_are_unchanged():
+    """One target is enough; the value equals the plain cross-entropy at that position."""
+    model = tiny_encoder().eval()
+    batch = _mlm_batch(_with_one_target())
+    loss = P.mlm_loss(model, batch)["loss"]
+    logits = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]).mlm_logits
+    assert loss.item() == pytest.approx(nn.functional.cross_entropy(logits[0, 2:3], torch.tensor([9])).item(),
+                                        rel=1e-5)  # fmt: skip
+    decoder = tiny_decoder().eval()
+    targets = torch.full((1, 4), -100)
+    targets[0, 1] = 5
+    inputs = torch.ones(1, 4, dtype=torch.long)
+    want = nn.functional.cross_entropy(decoder(inputs).logits[0, 1:2], torch.tensor([5]))
+    assert P.lm_loss(decoder, (inputs, targets)).item() == pytest.approx(want.item(), rel=1e-5)

@@ -13,7 +13,7 @@ from lmbook.baselines import (
     check_perplexity,
     context_windows,
     oov_rate,
-    perplexity,
+    perplexity_from_log_probs,
     sample_text,
     unseen_ngram_rate,
     word_level_tokens,
@@ -32,11 +32,11 @@ def tok():
 
 
 def test_perplexity_of_uniform_guess_is_the_number_of_choices():
-    assert perplexity(torch.full((7,), math.log(1 / 5))) == pytest.approx(5.0)
+    assert perplexity_from_log_probs(torch.full((7,), math.log(1 / 5))) == pytest.approx(5.0)
     with pytest.raises(ValueError, match="empty"):
-        perplexity([])
+        perplexity_from_log_probs([])
     with pytest.raises(ValueError, match="must be <= 0"):
-        perplexity([0.5])
+        perplexity_from_log_probs([0.5])
 
 
 def test_rule_based_lm_puts_confidence_on_its_rules(tok):
@@ -65,7 +65,7 @@ def test_ngram_distribution_sums_to_one_and_matches_prob(tok, order):
 
 def test_higher_order_ngram_fits_repetitive_text_better(tok):
     ids = tok.encode(TEXT)
-    ppl = [perplexity(NGramLM(ids, tok.vocab_size, order=n).token_log_probs(ids)) for n in (1, 2, 3)]
+    ppl = [perplexity_from_log_probs(NGramLM(ids, tok.vocab_size, order=n).token_log_probs(ids)) for n in (1, 2, 3)]
     assert ppl[0] > ppl[1] > ppl[2] >= 1.0
     with pytest.raises(ValueError, match="order"):
         NGramLM(ids, tok.vocab_size, order=0)

@@ -67,7 +67,7 @@ def test_encoder_matches_its_metrics_and_beats_unigram(name, eval_batches, train
 def test_decoder_matches_its_metrics_and_beats_unigram(tokenizer, train_ids):
     model, metrics = load_pretrained("decoder"), read_metrics(checkpoint_dir("decoder"))
     val = D.decoder_eval_tokens(tokenizer)
-    ppl = P.perplexity(model, val)
+    ppl = P.model_perplexity(model, val)
     assert ppl == pytest.approx(metrics["val_perplexity"], rel=1e-3)
     unigram = P.unigram_perplexity(train_ids, val[1:], tokenizer.vocab_size)
     assert unigram == pytest.approx(metrics["unigram_perplexity"], rel=1e-6)

@@ -160,14 +160,14 @@ def test_perplexity_of_a_uniform_model_is_the_vocab_size():
     model = _tiny_decoder()
     with torch.no_grad():
         model.tok_emb.embedding.weight.zero_()  # tied head: every logit is 0
-    assert P.perplexity(model, torch.randint(V, (16 * 5 + 1,))) == pytest.approx(V, rel=1e-6)
+    assert P.model_perplexity(model, torch.randint(V, (16 * 5 + 1,))) == pytest.approx(V, rel=1e-6)
 
 
 def test_perplexity_is_exp_of_the_mean_window_loss():
     model, ids = _tiny_decoder().eval(), torch.randint(V, (16 * 3 + 1 + 7,))  # the 7 left-over tokens are ignored
     windows = torch.stack([ids[i * 16:i * 16 + 17] for i in range(3)])
     loss = model(windows[:, :-1], windows[:, 1:]).loss
-    assert P.perplexity(model, ids, batch_size=2) == pytest.approx(math.exp(loss.item()), rel=1e-5)
+    assert P.model_perplexity(model, ids, batch_size=2) == pytest.approx(math.exp(loss.item()), rel=1e-5)
     assert P.lm_loss(model, (windows[:, :-1], windows[:, 1:])).item() == pytest.approx(loss.item())
 
 
@@ -176,7 +176,7 @@ def test_lm_loss_decreases_and_beats_unigram():
     model = _tiny_decoder()
     train(model, P.lm_batches(stream, batch_size=8, context=16), P.lm_loss, steps=60, lr=1e-2, progress=False,
           seed=0)  # fmt: skip
-    assert P.perplexity(model, stream[:49]) < 2 < P.unigram_perplexity(stream, stream[:49], V)
+    assert P.model_perplexity(model, stream[:49]) < 2 < P.unigram_perplexity(stream, stream[:49], V)
 
 
 def test_unigram_perplexity():

@@ -165,13 +165,13 @@ def decoder(out_dir: Path | None = None, steps: int = 8000, batch_size: int = 16
     batches = P.lm_batches(train_ids, batch_size=batch_size, context=DECODER_CONFIG.max_len, seed=0)
     model = Decoder(DECODER_CONFIG)
     history = train(model, batches, P.lm_loss, steps=steps, lr=lr, warmup_steps=steps // 20, seed=0, log_every=10,
-                    eval_fn=lambda m: P.perplexity(m, val), eval_every=eval_every)  # fmt: skip
+                    eval_fn=lambda m: P.model_perplexity(m, val), eval_every=eval_every)  # fmt: skip
     start = time.perf_counter()
     prompt = torch.tensor([BOS_ID, *tok.encode("The history of")])
     sample = generate(model, prompt, 40, top_k=20, generator=torch.Generator().manual_seed(0))
     tokens_per_step = batch_size * DECODER_CONFIG.max_len
     metrics = {
-        "val_perplexity": P.perplexity(model, val),
+        "val_perplexity": P.model_perplexity(model, val),
         "unigram_perplexity": P.unigram_perplexity(train_ids, val[1:], tok.vocab_size),
         "uniform_perplexity": tok.vocab_size,
         "final_train_loss": history.train_loss[-1],
