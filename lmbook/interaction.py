@@ -24,6 +24,7 @@ that feedback into training signal for a ``Decoder`` (source sections 1.3 and 2.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -192,18 +193,17 @@ def train_reinforce(policy, reference, prompt_ids, user: SimulatedUser, decode: 
     """
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=lr)
+    policy.eval()
     log: dict[str, list] = {"step": [], "reward": [], "kl": []}
     p = len(prompt_ids)
     for step in range(1, steps + 1):
         ids = sample_replies(policy, prompt_ids, batch_size, max_new_tokens, generator=g)
         rewards = torch.tensor([user.score(decode(row[p:].tolist())) for row in ids])
-        policy.train()
-        loss, kl = _reply_loss(policy, reference, ids, p, rewards, rewards.mean(), beta)
+        loss, kl = _reply_loss(policy, reference, ids, p, rewards, rewards.mean(), beta)  # dropout off, as sampled
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
         opt.step()
-        policy.eval()
         for k, v in (("step", step), ("reward", rewards.mean().item()), ("kl", kl.item())):
             log[k].append(v)
     return log
@@ -261,16 +261,24 @@ def train_dpo(policy, reference, chosen: Tensor, rejected: Tensor, prompt_len: i
 # ----------------------------------------------------------------------------- the live loop
 @dataclass
 class FeedbackSession:
-    """Generate → 👍/👎 → one policy-gradient step → generate again (Section 6.3's live widget).
+    """Generate → 👍/👎 → a policy-gradient step → generate again (Chapter 6c, section "The live loop").
 
     The policy starts as a copy of ``model``; another, frozen copy is the reference of the KL
-    penalty (``model`` itself is not touched). A 👍 is reward 1, a 👎 reward 0; the baseline is
-    a running mean of the rewards, so a 👍 after many 👎 pushes harder than one more 👍 in a row.
+    penalty (``model`` itself is not touched). A 👍 is reward 1, a 👎 reward 0.
+
+    With ``memory=1`` each click trains on the newest reply only, against a running-mean
+    baseline, so a 👍 after many 👎 pushes harder than one more 👍 in a row. One reply is a
+    very noisy gradient, so by default a click trains on the ``memory`` most recent rated
+    replies (the baseline is their mean reward: liked replies go up, the others down) for
+    ``updates`` optimiser steps. Older replies were sampled from an earlier policy; for a few
+    dozen clicks that bias is small, and it is what lets a few clicks move the model.
+    Dropout stays off during the steps: the replies were sampled without it.
 
     Args:
         model: a ``Decoder`` (not modified); tokenizer: its tokenizer (``encode``/``decode``).
         prompt: text every reply continues (after ``bos_id``, if given). lr, beta: step size and KL weight.
         max_new_tokens, temperature, top_k: how replies are sampled. seed: sampling seed.
+        memory: how many of the latest rated replies each click trains on. updates: steps per click.
     """
 
     model: nn.Module
@@ -284,6 +292,8 @@ class FeedbackSession:
     seed: int = 0
     bos_id: int | None = None
     baseline_decay: float = 0.8
+    memory: int = 16
+    updates: int = 2
     history: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -292,7 +302,12 @@ class FeedbackSession:
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.prompt_ids = ([] if self.bos_id is None else [self.bos_id]) + self.tokenizer.encode(self.prompt)
-        self.baseline, self.pending = 0.5, None
+        self.baseline, self.pending, self.rated = 0.5, None, []
+        for name in ("memory", "updates", "max_new_tokens"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0) or not (math.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"lr must be finite and > 0 and beta finite and >= 0, got lr={self.lr}, beta={self.beta}")
 
     def generate(self) -> str:
         """Sample a reply from the current policy; it waits for :meth:`feedback`."""
@@ -310,16 +325,20 @@ class FeedbackSession:
             raise RuntimeError("call generate() before feedback(): there is no reply to rate")
         ids, self.pending = self.pending, None
         reward = 1.0 if liked else 0.0
-        self.policy.train()
-        loss, kl = _reply_loss(self.policy, self.reference, ids, len(self.prompt_ids),
-                               torch.tensor([reward]), self.baseline, self.beta)  # fmt: skip
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0)
-        self.optimizer.step()
-        self.policy.eval()
+        self.rated.append((ids[0], reward))
+        batch = self.rated[-self.memory:]
+        batch_ids, rewards = torch.stack([i for i, _ in batch]), torch.tensor([r for _, r in batch])
+        baseline = self.baseline if len(batch) == 1 else rewards.mean()
+        for k in range(self.updates):
+            loss, step_kl = _reply_loss(self.policy, self.reference, batch_ids, len(self.prompt_ids), rewards,
+                                        baseline, self.beta)  # fmt: skip
+            kl = step_kl if k == 0 else kl  # the KL before this click's steps
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0)
+            self.optimizer.step()
         entry = {"step": len(self.history) + 1, "reply": self.reply_text(ids[0]), "liked": bool(liked),
-                 "reward": reward, "baseline": self.baseline, "kl": kl.item()}  # fmt: skip
+                 "reward": reward, "baseline": float(baseline), "kl": kl.item()}  # fmt: skip
         self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
         self.history.append(entry)
         return entry
@@ -330,4 +349,4 @@ class FeedbackSession:
             text = self.generate()
             self.feedback(user.thumbs(text))
         return {"prompt": self.prompt, "user": user.preference, "lr": self.lr, "beta": self.beta,
-                "steps": list(self.history)}  # fmt: skip
+                "memory": self.memory, "updates": self.updates, "steps": list(self.history)}  # fmt: skip

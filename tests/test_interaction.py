@@ -153,3 +153,20 @@ def test_feedback_session_steps_and_records(decoder):
     assert all(p.requires_grad for p in decoder.parameters()), "the model passed in is not touched"
     rec = session.record(SimulatedUser.likes_words(["a"]), rounds=2)
     assert [s["step"] for s in rec["steps"]] == [1, 2, 3] and rec["steps"][-1]["kl"] > 0
+
+
+def test_feedback_session_memory_replays_recent_ratings(decoder):
+    with pytest.raises(ValueError, match="memory"):
+        FeedbackSession(decoder, ToyTokenizer(), "hello", memory=0)
+    with pytest.raises(ValueError, match="lr"):
+        FeedbackSession(decoder, ToyTokenizer(), "hello", lr=float("nan"))
+    session = FeedbackSession(decoder, ToyTokenizer(), "hello", lr=1e-2, max_new_tokens=5, seed=0, memory=3)
+    for liked in (True, False, False, True):
+        session.generate()
+        entry = session.feedback(liked)
+    assert len(session.rated) == 4
+    # the baseline of a click is the mean reward of the replies it trains on: the last 3 (0, 0, 1)
+    assert entry["baseline"] == pytest.approx(1 / 3)
+    one = FeedbackSession(decoder, ToyTokenizer(), "hello", lr=1e-2, max_new_tokens=5, seed=0, memory=1, updates=1)
+    one.generate()
+    assert one.feedback(True)["baseline"] == 0.5, "memory=1 keeps the running-mean baseline, which starts at 0.5"
