@@ -297,17 +297,17 @@ class FeedbackSession:
     history: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        for name in ("memory", "updates", "max_new_tokens"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0) or not (math.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"lr must be finite and > 0 and beta finite and >= 0, got lr={self.lr}, beta={self.beta}")
         self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)  # ``model`` is left as it was
         self.policy = copy.deepcopy(self.reference).requires_grad_(True)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.prompt_ids = ([] if self.bos_id is None else [self.bos_id]) + self.tokenizer.encode(self.prompt)
         self.baseline, self.pending, self.rated = 0.5, None, []
-        for name in ("memory", "updates", "max_new_tokens"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0) or not (math.isfinite(self.beta) and self.beta >= 0):
-            raise ValueError(f"lr must be finite and > 0 and beta finite and >= 0, got lr={self.lr}, beta={self.beta}")
 
     def generate(self) -> str:
         """Sample a reply from the current policy; it waits for :meth:`feedback`."""
