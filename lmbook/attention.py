@@ -93,6 +93,26 @@ def _combine_masks(mask: Tensor | None, causal: bool, len_q: int, len_k: int, de
     return mask.to(dtype).masked_fill(~c, float("-inf"))
 
 
+def _check_sdpa_args(query: Tensor, key: Tensor, value: Tensor, temperature: float, dropout_p: float) -> None:
+    """The argument checks of :func:`scaled_dot_product_attention`, each naming what was expected."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        _check_float(name, t)
+    if query.shape[-1] != key.shape[-1]:
+        raise ValueError(
+            f"query has shape {tuple(query.shape)} but key has shape {tuple(key.shape)}; "
+            f"both need the same last dim d_k ({query.shape[-1]} != {key.shape[-1]})"
+        )
+    if key.shape[-2] != value.shape[-2]:
+        raise ValueError(
+            f"key has shape {tuple(key.shape)} but value has shape {tuple(value.shape)}; "
+            f"they need the same sequence length L_k ({key.shape[-2]} != {value.shape[-2]})"
+        )
+    if not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
+
+
 def attention_scores(query: Tensor, key: Tensor, scale: float | None = None) -> Tensor:
     """Q Kᵀ · scale, shape (..., L_q, L_k); the default scale is 1/√d_k."""
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
@@ -129,51 +149,48 @@ def scaled_dot_product_attention(
     Returns:
         ``(output, weights)``: output is (..., L_q, d_v); weights is None when not requested.
     """
-    for name, t in (("query", query), ("key", key), ("value", value)):
-        _check_float(name, t)
-    if query.shape[-1] != key.shape[-1]:
-        raise ValueError(
-            f"query has shape {tuple(query.shape)} but key has shape {tuple(key.shape)}; "
-            f"both need the same last dim d_k ({query.shape[-1]} != {key.shape[-1]})"
-        )
-    if key.shape[-2] != value.shape[-2]:
-        raise ValueError(
-            f"key has shape {tuple(key.shape)} but value has shape {tuple(value.shape)}; "
-            f"they need the same sequence length L_k ({key.shape[-2]} != {value.shape[-2]})"
-        )
-    if not (isinstance(temperature, (int, float)) and temperature > 0):
-        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
-
-    len_q, len_k = query.shape[-2], key.shape[-2]
-    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    scale = scale / temperature
+    _check_sdpa_args(query, key, value, temperature, dropout_p)
+    scale = (1.0 / math.sqrt(query.shape[-1]) if scale is None else scale) / temperature
     p = dropout_p if training else 0.0
+    if not need_weights:  # fast path: one fused kernel, same numbers
+        return _fused_attention(query, key, value, mask, causal, scale, p), None
 
-    if not need_weights:  # fast path: one fused kernel
-        if causal and mask is None and len_q == len_k:
-            return F.scaled_dot_product_attention(query, key, value, dropout_p=p, is_causal=True, scale=scale), None
-        m = _combine_masks(mask, causal, len_q, len_k, query.device, query.dtype)
-        return F.scaled_dot_product_attention(query, key, value, attn_mask=m, dropout_p=p, scale=scale), None
-
-    m = _combine_masks(mask, causal, len_q, len_k, query.device, query.dtype)
     scores = (query * scale) @ key.transpose(-2, -1)  # (..., L_q, L_k); scaling q is cheaper than the scores
+    mask = _combine_masks(mask, causal, query.shape[-2], key.shape[-2], query.device, query.dtype)
+    weights = _masked_softmax(scores, mask)  # (..., L_q, L_k), each row sums to 1 (or is all zero)
+    weights = F.dropout(weights, p=p) if p > 0 else weights
+    return weights @ value, weights  # (..., L_q, d_v)
+
+
+def _fused_attention(query, key, value, mask, causal: bool, scale: float, p: float) -> Tensor:
+    """``torch.nn.functional.scaled_dot_product_attention`` with lmbook's masks (no weights returned).
+
+    A purely causal mask over as many keys as queries becomes ``is_causal=True``, which lets the
+    kernel skip the blocked half of the scores. With a KV cache (more keys than queries) the causal
+    mask is bottom-right aligned, which ``is_causal`` is not, so the mask is built explicitly.
+    """
+    len_q, len_k = query.shape[-2], key.shape[-2]
+    if causal and mask is None and len_q == len_k:
+        return F.scaled_dot_product_attention(query, key, value, dropout_p=p, is_causal=True, scale=scale)
+    m = _combine_masks(mask, causal, len_q, len_k, query.device, query.dtype)
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=m, dropout_p=p, scale=scale)
+
+
+def _masked_softmax(scores: Tensor, mask: Tensor | None) -> Tensor:
+    """softmax(scores + mask) over the last dim; a row whose keys are all blocked gets zeros, not NaN."""
     blocked = None  # query rows whose keys are all blocked, found from the (small) mask
-    if m is not None:
-        if m.dtype == torch.bool:
-            scores = scores.masked_fill(~m, float("-inf"))
-            blocked = ~m.any(dim=-1, keepdim=True)
+    if mask is not None:
+        if mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask, float("-inf"))
+            blocked = ~mask.any(dim=-1, keepdim=True)
         else:
-            scores = scores + m
-            blocked = torch.isneginf(m).all(dim=-1, keepdim=True)
+            scores = scores + mask
+            blocked = torch.isneginf(mask).all(dim=-1, keepdim=True)
     weights = torch.softmax(scores, dim=-1)
     if blocked is not None and blocked.any():
         # softmax(-inf, ..., -inf) is 0/0 = NaN; such a row attends to nothing: zeros.
         weights = weights.masked_fill(blocked, 0.0)
-    if p > 0:
-        weights = F.dropout(weights, p=p)
-    return weights @ value, weights
+    return weights
 
 
 class KVCache:
@@ -203,7 +220,7 @@ class MultiHeadAttention(nn.Module):
     their outputs are concatenated and mixed by ``out_proj``.
     """
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+    def __init__(self, d_model: int, n_heads: int, *, dropout: float = 0.0, bias: bool = True) -> None:
         super().__init__()
         if d_model <= 0 or n_heads <= 0:
             raise ValueError(f"d_model and n_heads must be positive, got d_model={d_model}, n_heads={n_heads}")
@@ -215,6 +232,16 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(d_model, d_model, bias=bias)
         self.v_proj = nn.Linear(d_model, d_model, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+
+    def in_proj(self, x: Tensor) -> Tensor:
+        """(B, T, d) -> (B, T, 3d): q, k and v side by side from one matmul with [Wq; Wk; Wv].
+
+        The same numbers as the three projections apart, one kernel instead of three; the
+        parameters stay separate so checkpoints and ``load_from_torch`` are unchanged.
+        """
+        weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])  # (3d, d)
+        bias = None if self.q_proj.bias is None else torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
+        return F.linear(x, weight, bias)
 
     def split_heads(self, x: Tensor) -> Tensor:
         """(B, T, d_model) -> (B, nh, T, hs)"""
@@ -262,9 +289,13 @@ class MultiHeadAttention(nn.Module):
                     f"{name} must have shape (batch={query.shape[0]}, seq, d_model={self.d_model}), "
                     f"got {tuple(t.shape)}"
                 )
-        q = self.split_heads(self.q_proj(query))  # (B, nh, L_q, hs)
-        k = self.split_heads(self.k_proj(key))  # (B, nh, L_k, hs)
-        v = self.split_heads(self.v_proj(value))  # (B, nh, L_k, hs)
+        if key is query and value is query:  # self-attention: one (d, 3d) matmul for q, k and v
+            q, k, v = self.in_proj(query).split(self.d_model, dim=-1)  # 3 x (B, T, d)
+            q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, nh, T, hs)
+        else:
+            q = self.split_heads(self.q_proj(query))  # (B, nh, L_q, hs)
+            k = self.split_heads(self.k_proj(key))  # (B, nh, L_k, hs)
+            v = self.split_heads(self.v_proj(value))  # (B, nh, L_k, hs)
         if cache is not None:
             k, v = cache.update(k, v)
         y, w = scaled_dot_product_attention(

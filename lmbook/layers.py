@@ -48,7 +48,7 @@ def _activation(name: str):
 class TokenEmbedding(nn.Module):
     """Token ids (B, T) -> vectors (B, T, d); optionally times √d_model as in the 2017 paper (Section 2.1)."""
 
-    def __init__(self, vocab_size: int, d_model: int, scale: bool = False, padding_idx: int | None = None) -> None:
+    def __init__(self, vocab_size: int, d_model: int, *, scale: bool = False, padding_idx: int | None = None) -> None:
         super().__init__()
         self.vocab_size, self.d_model, self.scale = vocab_size, d_model, scale
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=padding_idx)
@@ -60,11 +60,12 @@ class TokenEmbedding(nn.Module):
     def forward(self, ids: Tensor) -> Tensor:
         if ids.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"input_ids must be an integer tensor, got dtype {ids.dtype}")
-        if ids.numel() and (ids.min() < 0 or ids.max() >= self.vocab_size):
-            raise ValueError(
-                f"input_ids must lie in [0, vocab_size={self.vocab_size}), got values in "
-                f"[{ids.min().item()}, {ids.max().item()}]"
-            )
+        if ids.numel():
+            lo, hi = torch.aminmax(ids)  # one pass over the ids for both ends
+            if lo < 0 or hi >= self.vocab_size:
+                raise ValueError(
+                    f"input_ids must lie in [0, vocab_size={self.vocab_size}), got values in [{lo.item()}, {hi.item()}]"
+                )
         x = self.embedding(ids)  # (B, T, d)
         return x * math.sqrt(self.d_model) if self.scale else x
 
@@ -129,7 +130,7 @@ class LearnedPositionalEncoding(nn.Module):
 class FeedForward(nn.Module):
     """Position-wise FFN(x) = W2 · act(W1 x + b1) + b2, applied to each token alone (Section 2.3)."""
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu") -> None:
+    def __init__(self, d_model: int, d_ff: int, *, dropout: float = 0.0, activation: str = "relu") -> None:
         super().__init__()
         self.act = _activation(activation)
         self.linear1 = nn.Linear(d_model, d_ff)
@@ -177,6 +178,7 @@ class EncoderLayer(_Block):
         d_model: int,
         n_heads: int,
         d_ff: int,
+        *,
         dropout: float = 0.1,
         activation: str = "relu",
         norm_first: bool = False,
@@ -187,7 +189,7 @@ class EncoderLayer(_Block):
         super().__init__()
         self.norm_first, self.residual = norm_first, residual
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
-        self.ff = FeedForward(d_model, d_ff, dropout, activation)
+        self.ff = FeedForward(d_model, d_ff, dropout=dropout, activation=activation)
         self.norm1 = _norm(d_model, layer_norm_eps, use_layer_norm)
         self.norm2 = _norm(d_model, layer_norm_eps, use_layer_norm)
         self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
@@ -231,6 +233,7 @@ class DecoderLayer(_Block):
         d_model: int,
         n_heads: int,
         d_ff: int,
+        *,
         dropout: float = 0.1,
         activation: str = "relu",
         norm_first: bool = False,
@@ -244,7 +247,7 @@ class DecoderLayer(_Block):
         self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout) if cross_attention else None
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps) if cross_attention else None
         self.dropout2 = nn.Dropout(dropout)
-        self.ff = FeedForward(d_model, d_ff, dropout, activation)
+        self.ff = FeedForward(d_model, d_ff, dropout=dropout, activation=activation)
         self.norm3, self.dropout3 = nn.LayerNorm(d_model, eps=layer_norm_eps), nn.Dropout(dropout)
 
     def forward(

@@ -132,7 +132,8 @@ class Encoder(nn.Module):
         self.emb_norm = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
         self.emb_drop = nn.Dropout(c.dropout)
         self.layers = nn.ModuleList(
-            EncoderLayer(c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, c.norm_first, c.layer_norm_eps)
+            EncoderLayer(c.d_model, c.n_heads, c.d_ff, dropout=c.dropout, activation=c.activation,
+                         norm_first=c.norm_first, layer_norm_eps=c.layer_norm_eps)
             for _ in range(c.n_layers)
         )
         self.final_norm = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps) if c.norm_first else nn.Identity()
@@ -298,7 +299,8 @@ class Decoder(nn.Module):
         self.pos_emb = LearnedPositionalEncoding(c.max_len, c.d_model)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
-            DecoderLayer(c.d_model, c.n_heads, d_ff, c.dropout, c.activation, True, c.layer_norm_eps, False)
+            DecoderLayer(c.d_model, c.n_heads, d_ff, dropout=c.dropout, activation=c.activation,
+                         norm_first=True, layer_norm_eps=c.layer_norm_eps, cross_attention=False)
             for _ in range(c.n_layers)
         )
         self.ln_f = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
@@ -384,9 +386,11 @@ class Transformer(nn.Module):
         self.tgt_emb = TokenEmbedding(c.tgt_vocab_size, c.d_model, scale=True)
         self.pos_enc = SinusoidalPositionalEncoding(c.d_model, c.max_len)
         self.drop = nn.Dropout(c.dropout)
-        args = (c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, c.norm_first, c.layer_norm_eps)
-        self.encoder_layers = nn.ModuleList(EncoderLayer(*args) for _ in range(c.n_encoder_layers))
-        self.decoder_layers = nn.ModuleList(DecoderLayer(*args) for _ in range(c.n_decoder_layers))
+        sizes = (c.d_model, c.n_heads, c.d_ff)
+        switches = dict(dropout=c.dropout, activation=c.activation, norm_first=c.norm_first,
+                        layer_norm_eps=c.layer_norm_eps)
+        self.encoder_layers = nn.ModuleList(EncoderLayer(*sizes, **switches) for _ in range(c.n_encoder_layers))
+        self.decoder_layers = nn.ModuleList(DecoderLayer(*sizes, **switches) for _ in range(c.n_decoder_layers))
         self.enc_norm = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps) if c.norm_first else nn.Identity()
         self.dec_norm = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps) if c.norm_first else nn.Identity()
         self.out_proj = nn.Linear(c.d_model, c.tgt_vocab_size)
