@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import json
+import random
+import time
+import timeit
+from pathlib import Path
 
 import pytest
 import torch
+
+import lmbook
+from lmbook.data import load_corpus
 
 from lmbook.tokenizers import (
     BYTE_OFFSET,
     SPECIAL_TOKENS,
     BPETokenizer,
     CharTokenizer,
+    get_stats,
+    merge,
     split_into_chunks,
+    train_bpe,
 )
+from lmbook.tokenizers.bpe import _merge_long, _merge_short
 
 ENGLISH = (
     "The cat sat on the mat. The dog sat on the log, and the cat saw the dog.\n"
@@ -255,3 +266,37 @@ def test_bpe_errors_name_the_argument(bpe):
         bpe.decode([-1])
     with pytest.raises(TypeError, match=r"ids\[0\] must be an int, got str"):
         bpe.decode(["7"])
+
+
+# ---------------------------------------------------------------- helpers and long inputs
+def test_get_stats_and_merge_examples():
+    assert get_stats([1, 2, 3, 1, 2]) == {(1, 2): 2, (2, 3): 1, (3, 1): 1}
+    assert merge([7, 7, 7, 8], (7, 7), 263) == [263, 7, 8]
+    assert train_bpe("low lower lowest " * 50, vocab_size=270) == BPETokenizer.train(
+        "low lower lowest " * 50, vocab_size=270).merges
+
+
+def test_heap_merging_gives_the_same_ids_as_the_simple_loop(bpe):
+    rng = random.Random(0)
+    texts = ["a" * 200, "ab" * 150, "the" * 90, ENGLISH.replace(" ", "") * 3, "你好" * 40]
+    texts += ["".join(rng.choice("theabcdnos") for _ in range(rng.randrange(2, 400))) for _ in range(50)]
+    for text in texts:
+        ids = [BYTE_OFFSET + b for b in text.encode("utf-8")]
+        assert _merge_long(ids, bpe._merge_id) == _merge_short(ids, bpe._merge_id), text[:40]
+
+
+def test_encoding_a_long_run_of_letters_grows_near_linearly():
+    # No spaces: the whole input is one chunk. Re-scanning it once per merge was quadratic
+    # (up to the number of merges, so the test needs the shipped 2,000-odd merges). Below
+    # ~40 KB the time per byte still grows as the work outgrows the CPU caches; from there on
+    # it is flat, so the sizes start there.
+    bpe = BPETokenizer.load(Path(lmbook.__file__).parent / "checkpoints" / "tokenizer-wiki" / "tokenizer.json")
+    text = "".join(c for c in load_corpus("wikipedia")[:600_000] if c.isalpha())[:400_000]  # English, no spaces
+    assert len(text) == 400_000
+
+    def seconds(s):  # best of 2, with the garbage collector off as timeit does
+        bpe._cache.clear()
+        return min(timeit.repeat(lambda: bpe.encode(s), setup=bpe._cache.clear, number=1, repeat=2))
+
+    ratio = seconds(text) / seconds(text[:40_000])
+    assert ratio < 20, f"10x longer input took {ratio:.1f}x as long"
