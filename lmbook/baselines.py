@@ -34,7 +34,8 @@ from lmbook.tokenizers import BOS_ID
 
 __all__ = [
     "DEFAULT_RULES", "MLPLM", "NGramLM", "RuleBasedLM", "TransformerLM", "check_perplexity", "context_windows",
-    "oov_rate", "perplexity_from_log_probs", "sample_text", "unseen_ngram_rate", "word_level_tokens", "word_vocabulary", "words",
+    "oov_rate", "perplexity_from_log_probs", "sample_text", "unseen_ngram_rate", "word_level_tokens",
+    "word_vocabulary", "words",
 ]  # fmt: skip
 
 

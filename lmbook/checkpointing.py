@@ -25,8 +25,8 @@ import shutil
 import sys
 import typing
 import uuid
-from dataclasses import asdict, fields, is_dataclass
 from collections.abc import Callable
+from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 
 import torch

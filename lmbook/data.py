@@ -101,6 +101,47 @@ _RE_EMPTY_PARENS = re.compile(r"\s*\(\s*[,;:]?\s*\)|\(\s*[,;]\s*")
 _RE_SPACES = re.compile(r"[ \t]{2,}")
 
 
+_RE_REF_OPEN = re.compile(r"<ref", re.I)
+_RE_REF_CLOSE = re.compile(r"</ref>", re.I)
+
+
+def _strip_refs(text: str) -> str:
+    """``_RE_REF.sub("", text)`` in one pass: ``<ref .../>`` and ``<ref ...>...</ref>`` removed.
+
+    The regex rescans to the end of the text for every ``<ref>`` left unclosed, which is
+    quadratic; here each search resumes where the last one stopped, so the time is linear.
+    """
+    closes = [m.start() for m in _RE_REF_CLOSE.finditer(text)]
+    found: dict[str, int] = {}  # char -> its next position at or after the last search start (-1: none left)
+
+    def next_char(char: str, start: int) -> int:
+        at = found.get(char, -2)
+        if at == -1 or at >= start:
+            return at
+        found[char] = text.find(char, start)
+        return found[char]
+
+    out, pos, k = [], 0, 0
+    for m in _RE_REF_OPEN.finditer(text):
+        start = m.start()
+        if start < pos:
+            continue
+        gt, slash = next_char(">", m.end()), next_char("/", m.end())
+        if slash != -1 and (gt == -1 or slash < gt) and text.startswith(">", slash + 1):
+            end = slash + 2  # <ref name="x"/>
+        elif gt == -1:
+            continue
+        else:
+            while k < len(closes) and closes[k] <= gt:
+                k += 1
+            if k == len(closes):
+                continue  # unclosed: left for _RE_TAG, as the regex would
+            end = closes[k] + len("</ref>")
+        out.append(text[pos:start])
+        pos = end
+    return "".join(out) + text[pos:]
+
+
 def _strip_nested(pattern: re.Pattern, text: str) -> str:
     while True:  # innermost first, until nothing nested is left
         text, n = pattern.subn("", text)
@@ -115,9 +156,11 @@ def clean_wikitext(text: str) -> str:
     categories are removed; ``[[target|label]]`` becomes ``label``; sections such as
     *References* and *External links* are dropped.
     """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string of wiki markup, got {type(text).__name__}")
     text = html.unescape(text)
     text = _RE_COMMENT.sub("", text)
-    text = _RE_REF.sub("", text)
+    text = _strip_refs(text)  # = _RE_REF.sub("", text), linear on unclosed <ref> tags
     text = _RE_BLOCK_TAG.sub("", text)
     text = _strip_nested(_RE_TEMPLATE, text)
     text = _strip_nested(_RE_TABLE, text)
@@ -257,6 +300,10 @@ def pad_batch(sequences, pad_id: int, *, max_length: int | None = None, side: st
     """
     if side not in ("right", "left"):
         raise ValueError(f"side must be 'right' or 'left', got {side!r}")
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
+        raise ValueError(f"max_length must be None or an integer >= 1, got {max_length!r}")
+    if isinstance(sequences, str) or any(isinstance(s, str) for s in sequences):
+        raise TypeError("sequences must be lists of token ids, got text; encode it with the tokenizer first")
     seqs = [list(map(int, s))[:max_length] if max_length else list(map(int, s)) for s in sequences]
     if not seqs:
         raise ValueError("sequences is empty")

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from lmbook.attention import KVCache
 from lmbook.models import Decoder, Transformer
+from lmbook.validation import check_int, check_number
 
 __all__ = ["apply_temperature", "beam_search", "generate", "greedy_decode", "top_k_filter", "top_p_filter"]
 
@@ -105,11 +106,14 @@ def generate(
     Returns:
         The prompt followed by the new tokens, same rank as ``input_ids``.
     """
+    _check_model(model, Decoder, "generate")
+    _check_token_ids("input_ids", input_ids, model.config.vocab_size)
     if input_ids.dim() not in (1, 2) or input_ids.shape[-1] == 0:
         shape = tuple(input_ids.shape)
         raise ValueError(f"input_ids must be a non-empty (batch, seq_len) or (seq_len,) prompt, got shape {shape}")
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    check_int("max_new_tokens", max_new_tokens, low=0)
+    if eos_id is not None:
+        check_int("eos_id", eos_id, low=0, high=model.config.vocab_size - 1)
     if not greedy:  # check the sampling arguments before the first forward pass
         _next_token(torch.zeros(1, 2), False, temperature, top_k, top_p, None)
     squeeze = input_ids.dim() == 1
@@ -136,11 +140,40 @@ def generate(
     return ids[0] if squeeze else ids
 
 
-def _check_seq2seq_args(src: Tensor, max_len: int, model: Transformer) -> None:
+def _check_token_ids(name: str, ids, vocab_size: int) -> None:
+    """``ids`` must be an integer tensor with every id in ``[0, vocab_size)``; the message names ``name``."""
+    if isinstance(ids, str):
+        raise TypeError(f"{name} must be a tensor of token ids, got the string {ids[:20]!r}; "
+                        f"encode it first, e.g. torch.tensor([tokenizer.encode(text)])")  # fmt: skip
+    if not isinstance(ids, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(ids).__name__}")
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+        bad = int(ids.max()) if int(ids.max()) >= vocab_size else int(ids.min())
+        raise ValueError(f"{name} holds id {bad}, outside the model's vocabulary [0, {vocab_size})")
+
+
+def _check_model(model, cls: type, caller: str) -> None:
+    if not isinstance(model, cls):
+        what = {"Decoder": "a Decoder (a causal language model)", "Transformer": "an encoder-decoder Transformer"}
+        raise TypeError(f"{caller} needs {what.get(cls.__name__, cls.__name__)}, got {type(model).__name__}")
+
+
+def _check_seq2seq_args(src: Tensor, max_len: int, model: Transformer, bos_id: int, eos_id: int,
+                        src_mask: Tensor | None, caller: str) -> None:  # fmt: skip
+    _check_model(model, Transformer, caller)
+    _check_token_ids("src", src, model.config.src_vocab_size)
     if src.dim() != 2 or src.shape[1] == 0:
         raise ValueError(f"src must be a non-empty (batch, seq_len) tensor, got {tuple(src.shape)}")
+    check_int("max_len", max_len)
     if not 2 <= max_len <= model.config.max_len:
         raise ValueError(f"max_len must be in [2, model.config.max_len={model.config.max_len}], got {max_len}")
+    for name, value in (("bos_id", bos_id), ("eos_id", eos_id)):
+        check_int(name, value, low=0, high=model.config.tgt_vocab_size - 1)
+    if src_mask is not None and (not isinstance(src_mask, Tensor) or src_mask.shape[0] != src.shape[0]):
+        got = tuple(src_mask.shape) if isinstance(src_mask, Tensor) else type(src_mask).__name__
+        raise ValueError(f"src_mask must be a tensor with src's batch size {src.shape[0]} first, got {got}")
 
 
 def greedy_decode(
@@ -151,7 +184,7 @@ def greedy_decode(
     Returns:
         (B, L) target ids starting with ``bos_id``; rows that finished early are padded with ``eos_id``.
     """
-    _check_seq2seq_args(src, max_len, model)
+    _check_seq2seq_args(src, max_len, model, bos_id, eos_id, src_mask, "greedy_decode")
     with _eval_mode(model):
         memory, _ = model.encode(src, src_mask)  # (B, S, d)
         ys = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1)
@@ -189,9 +222,9 @@ def beam_search(
         For each sentence, ``(ids, score)``: the best output (1-D, starting with ``bos_id``)
         and its length-normalised log-probability.
     """
-    _check_seq2seq_args(src, max_len, model)
-    if beam_size < 1:
-        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    _check_seq2seq_args(src, max_len, model, bos_id, eos_id, src_mask, "beam_search")
+    check_int("beam_size", beam_size, low=1)
+    check_number("length_penalty", length_penalty)
     results = []
     with _eval_mode(model):
         for b in range(src.shape[0]):

@@ -24,6 +24,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from lmbook.validation import check_number
+
 __all__ = ["LoRALinear", "apply_lora", "check_lora", "lora_parameters", "merge_lora"]
 
 DEFAULT_TARGETS = ("q_proj", "v_proj")
@@ -43,8 +45,9 @@ class LoRALinear(nn.Module):
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise TypeError(f"base must be an nn.Linear, got {type(base).__name__}")
-        if not isinstance(r, int) or r < 1:
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
             raise ValueError(f"r (the rank) must be an integer >= 1, got {r!r}")
+        check_number("alpha", alpha)
         self.base, self.r, self.alpha = base, r, float(alpha)
         self.scaling = self.alpha / r
         for p in base.parameters():
@@ -93,17 +96,26 @@ def apply_lora(model: nn.Module, r: int = 8, alpha: float = 16.0,
     "v_proj", "out_proj", "linear1", "linear2")`` adapts every linear layer of a book block.
 
     Raises:
-        ValueError: no linear layer matched ``targets`` (the names found are listed).
+        ValueError: no linear layer matched ``targets`` (the names found are listed); ``model`` already
+            has LoRA adapters; ``r`` < 1 or ``alpha`` not finite.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise ValueError(f"r (the rank) must be an integer >= 1, got {r!r}")
+    check_number("alpha", alpha)
     if isinstance(targets, str):
         targets = (targets,)
-    for p in model.parameters():
-        p.requires_grad_(False)
+    if already := [name for name, m in model.named_modules() if isinstance(m, LoRALinear)]:
+        raise ValueError(f"model already has LoRA adapters ({len(already)} LoRALinear layers, e.g. {already[0]!r}); "
+                         f"applying LoRA twice would freeze them. Train those, or merge_lora(model) first")  # fmt: skip
     chosen = [(name, m) for name, m in model.named_modules()
               if isinstance(m, nn.Linear) and name.split(".")[-1] in targets]  # fmt: skip
     if not chosen:
         names = sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
         raise ValueError(f"no nn.Linear named like targets={targets!r}; the model's linear layers are {names}")
+    for p in model.parameters():  # only after every check: a refused call leaves the model as it was
+        p.requires_grad_(False)
     for name, module in chosen:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model

@@ -11,7 +11,28 @@ from __future__ import annotations
 
 import torch
 
+from lmbook.validation import check_int, check_number
+
 __all__ = ["check_mlm_masking", "mask_tokens_for_mlm", "mlm_category_counts"]
+
+
+def _check_ids(input_ids, vocab_size) -> torch.Tensor:
+    """``input_ids`` as a long tensor, after checking it holds integers in ``[0, vocab_size)``."""
+    check_int("vocab_size", vocab_size, low=1)
+    if isinstance(input_ids, str):
+        raise TypeError(f"input_ids must be token ids (a tensor or list of ints), got the string {input_ids[:20]!r}; "
+                        f"encode it with the tokenizer first")  # fmt: skip
+    try:
+        ids = torch.as_tensor(input_ids)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"input_ids must be a tensor or (nested) list of ints, got {type(input_ids).__name__}: "
+                        f"{err}") from err
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"input_ids must hold integer token ids, got dtype {ids.dtype}; floats would be truncated")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+        bad = int(ids.max()) if int(ids.max()) >= vocab_size else int(ids.min())
+        raise ValueError(f"input_ids holds id {bad}, outside the vocabulary [0, vocab_size={vocab_size})")
+    return ids.long()
 
 
 def mask_tokens_for_mlm(input_ids: torch.Tensor | list, *, vocab_size: int, mask_id: int, special_ids,
@@ -33,8 +54,15 @@ def mask_tokens_for_mlm(input_ids: torch.Tensor | list, *, vocab_size: int, mask
 
     Returns:
         (masked_input_ids, labels): labels hold the original id at selected positions, -100 elsewhere.
+
+    Raises:
+        TypeError: ``input_ids`` is not integer ids (floats, a string); ``vocab_size`` is not an int.
+        ValueError: an id outside ``[0, vocab_size)``; ``mlm_probability`` outside [0, 1]; ``mask_id``
+            outside the vocabulary.
     """
-    ids = torch.as_tensor(input_ids, dtype=torch.long)
+    ids = _check_ids(input_ids, vocab_size)
+    check_number("mlm_probability", mlm_probability, low=0, high=1)
+    check_int("mask_id", mask_id, low=0, high=vocab_size - 1)
     special = torch.tensor(sorted(set(int(s) for s in special_ids) | {mask_id}), dtype=torch.long)
     allowed = torch.tensor([i for i in range(vocab_size) if i not in set(special.tolist())], dtype=torch.long)
     if len(allowed) == 0:

@@ -313,7 +313,8 @@ def mlm_accuracy(model, batches) -> float:
     """Share of MLM targets (labels != -100) whose top-1 prediction is the original token."""
     mc, mn, _, _ = _encoder_predictions(model, batches)
     if mn == 0:
-        raise ValueError("mlm_accuracy: batches hold no masked position (labels all -100, or no batch); nothing to score")
+        raise ValueError("mlm_accuracy: batches hold no masked position (labels all -100, or no batch); "
+                         "nothing to score")
     return mc / mn
 
 

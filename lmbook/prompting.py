@@ -20,6 +20,7 @@ This module keeps the chapter's tools:
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from lmbook.validation import check_int
 
 __all__ = ["CACHE_DIR", "chat_prompt", "check_top_p", "classification_messages", "complete", "label_token_ids",
            "load_chat_model", "next_token_logits", "score_labelled_task"]  # fmt: skip
@@ -143,8 +146,14 @@ def next_token_logits(model, tokenizer, prompts: Sequence[str], batch_size: int 
     """
     import copy
 
+    if isinstance(prompts, str):
+        raise TypeError(f"prompts must be a list of strings, got one string {prompts[:30]!r}; "
+                        f"pass [prompt] (a string would be read as one prompt per character)")  # fmt: skip
     if not prompts:
         raise ValueError("prompts is empty")
+    if bad := [i for i, p in enumerate(prompts) if not isinstance(p, str)]:
+        raise TypeError(f"prompts[{bad[0]}] must be a string, got {type(prompts[bad[0]]).__name__}")
+    check_int("batch_size", batch_size, low=1)
     enc = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
     common = 0
     while common < min(map(len, enc)) - 1 and all(e[common] == enc[0][common] for e in enc):
@@ -182,6 +191,15 @@ def score_labelled_task(model, tokenizer, examples: Sequence[tuple[str, int]], l
     """
     if not examples:
         raise ValueError("examples is empty")
+    if isinstance(labels, str) or len(labels) < 2:
+        raise ValueError(f"labels must be a list of at least two label strings, got {labels!r}")
+    for i, example in enumerate(examples):
+        if not (isinstance(example, (tuple, list)) and len(example) == 2 and isinstance(example[0], str)):
+            raise TypeError(f"examples[{i}] must be a (text, label index) pair, got {example!r}")
+        y = example[1]
+        if isinstance(y, bool) or not isinstance(y, numbers.Integral) or not 0 <= y < len(labels):
+            raise ValueError(f"examples[{i}] has label index {y!r}, but labels has {len(labels)} entries "
+                             f"(valid: 0 to {len(labels) - 1})")  # fmt: skip
     ids = label_token_ids(tokenizer, labels)
     prompts = [chat_prompt(tokenizer, make_messages(text)) for text, _ in examples]
     logits = next_token_logits(model, tokenizer, prompts, batch_size)  # (N, V)

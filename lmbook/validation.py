@@ -2,7 +2,7 @@
 
 Every public function of ``lmbook`` checks its numbers before it trains, saves or draws anything,
 so a wrong argument fails at once with a message in the caller's words
-(``lr must be a finite number > 0, got inf``) instead of a NaN many steps later.
+(``lr must be > 0 and finite, got inf``) instead of a NaN many steps later.
 ``check_config`` does the same for the config dataclasses (``EncoderConfig``, ...): called from
 ``__post_init__``, it names the field, and the file when the config came from a ``config.json``.
 """
@@ -50,10 +50,13 @@ def check_number(name: str, value, *, low: float | None = None, high: float | No
     value = float(value)
     too_low = low is not None and (value <= low if low_open else value < low)
     if not math.isfinite(value) or too_low or (high is not None and value > high):
-        bounds = [f"{'>' if low_open else '>='} {low:g}" if low is not None else "",
-                  f"<= {high:g}" if high is not None else ""]  # fmt: skip
-        wanted = " and ".join(b for b in bounds if b)
-        raise ValueError(f"{name} must be a finite number{' ' + wanted if wanted else ''}, got {value}")
+        if low is not None and high is not None:
+            wanted = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+        elif low is not None:
+            wanted = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            wanted = f"<= {high:g}" if high is not None else ""
+        raise ValueError(f"{name} must be {wanted + ' and finite' if wanted else 'finite'}, got {value}")
     return value
 
 

@@ -147,8 +147,8 @@ TRAINING_CASES = [
     case(_train, {"grad_clip": -1.0}, ValueError, "grad_clip", "> 0", id="grad_clip-negative"),
     case(_train, {"grad_clip": 0.0}, ValueError, "grad_clip", "> 0", id="grad_clip-zero"),
     case(_train, {"grad_clip": math.nan}, ValueError, "grad_clip", id="grad_clip-nan"),
-    case(_train, {"min_lr_ratio": -3}, ValueError, "min_lr_ratio", ">= 0", "<= 1", id="min_lr_ratio-negative"),
-    case(_train, {"min_lr_ratio": 1.5}, ValueError, "min_lr_ratio", "<= 1", id="min_lr_ratio-above-one"),
+    case(_train, {"min_lr_ratio": -3}, ValueError, "min_lr_ratio", "in [0, 1]", id="min_lr_ratio-negative"),
+    case(_train, {"min_lr_ratio": 1.5}, ValueError, "min_lr_ratio", "in [0, 1]", id="min_lr_ratio-above-one"),
     case(_train, {"steps": 0}, ValueError, "steps", ">= 1", id="steps-zero"),
     case(_train, {"steps": 2.5}, TypeError, "steps", "integer", id="steps-float"),
     case(_train, {"steps": True}, TypeError, "steps", "integer", id="steps-bool"),
@@ -405,3 +405,317 @@ def test_losses_with_something_to_score_are_unchanged():
     inputs = torch.ones(1, 4, dtype=torch.long)
     want = nn.functional.cross_entropy(decoder(inputs).logits[0, 1:2], torch.tensor([5]))
     assert P.lm_loss(decoder, (inputs, targets)).item() == pytest.approx(want.item(), rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- masking
+from lmbook.masking import mask_tokens_for_mlm  # noqa: E402
+
+_MASK_ARGS = {"input_ids": torch.tensor([[2, 10, 11, 3]]), "vocab_size": 50, "mask_id": 4, "special_ids": (0, 1, 2, 3)}
+
+MASKING_CASES = [
+    case(mask_tokens_for_mlm, {**_MASK_ARGS, "input_ids": torch.tensor([[2, 500, 3]])}, ValueError, "input_ids",
+         "500", "vocab_size=50", id="id-above-vocab"),
+    case(mask_tokens_for_mlm, {**_MASK_ARGS, "input_ids": torch.tensor([[2, -1, 3]])}, ValueError, "input_ids", "-1",
+         id="negative-id"),
+    case(mask_tokens_for_mlm, {**_MASK_ARGS, "input_ids": torch.tensor([[2.0, 10.7, 3.0]])}, TypeError, "input_ids",
+         "integer", "float", id="float-ids"),
+    case(mask_tokens_for_mlm, {**_MASK_ARGS, "input_ids": "hello"}, TypeError, "input_ids", "string", id="text"),
+    case(mask_tokens_for_mlm, {**_MASK_ARGS, "mlm_probability": 1.5}, ValueError, "mlm_probability", "[0, 1]",
+         id="probability-above-one"),
+    case(mask_tokens_for_mlm, {**_MASK_ARGS, "mlm_probability": -0.1}, ValueError, "mlm_probability",
+         id="probability-negative"),
+    case(mask_tokens_for_mlm, {**_MASK_ARGS, "mlm_probability": math.nan}, ValueError, "mlm_probability", "nan",
+         id="probability-nan"),
+    case(mask_tokens_for_mlm, {**_MASK_ARGS, "mask_id": 50}, ValueError, "mask_id", "<= 49", id="mask_id-outside"),
+    case(mask_tokens_for_mlm, {**_MASK_ARGS, "vocab_size": 0}, ValueError, "vocab_size", ">= 1", id="vocab_size-zero"),
+]
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "error", "words"), MASKING_CASES)
+def test_masking(fn, kwargs, error, words):
+    check_case(fn, kwargs, error, words)
+
+
+# ----------------------------------------------------------------------------- generation
+from lmbook.generation import beam_search, generate, greedy_decode  # noqa: E402
+from lmbook.models import Transformer, TransformerConfig  # noqa: E402
+
+_PROMPT = torch.tensor([[1, 2, 3]])
+_SEQ2SEQ = TransformerConfig(src_vocab_size=20, tgt_vocab_size=20, max_len=10, n_encoder_layers=1,
+                             n_decoder_layers=1, n_heads=2, d_model=8, d_ff=16)  # fmt: skip
+_TRANSLATOR = Transformer(_SEQ2SEQ)
+_SRC = torch.tensor([[5, 6, 7]])
+
+GENERATION_CASES = [
+    case(generate, {"model": tiny_encoder(), "input_ids": _PROMPT, "max_new_tokens": 3}, TypeError,
+         "generate needs a Decoder", "Encoder", id="generate-encoder"),
+    case(generate, {"model": tiny_decoder(), "input_ids": "Hello", "max_new_tokens": 3}, TypeError, "input_ids",
+         "string 'Hello'", "encode", id="generate-string-prompt"),
+    case(generate, {"model": tiny_decoder(), "input_ids": [1, 2], "max_new_tokens": 3}, TypeError, "input_ids",
+         "list", id="generate-list-prompt"),
+    case(generate, {"model": tiny_decoder(), "input_ids": torch.tensor([[1, 99]]), "max_new_tokens": 3}, ValueError,
+         "input_ids", "99", "[0, 30)", id="generate-id-outside-vocab"),
+    case(generate, {"model": tiny_decoder(), "input_ids": _PROMPT.float(), "max_new_tokens": 3}, TypeError,
+         "input_ids", "integer", id="generate-float-ids"),
+    case(generate, {"model": tiny_decoder(), "input_ids": _PROMPT, "max_new_tokens": 2.5}, TypeError,
+         "max_new_tokens", id="generate-float-max_new_tokens"),
+    case(generate, {"model": tiny_decoder(), "input_ids": _PROMPT, "max_new_tokens": 3, "eos_id": 30}, ValueError,
+         "eos_id", id="generate-eos-outside-vocab"),
+    case(generate, {"model": tiny_decoder(), "input_ids": _PROMPT, "max_new_tokens": 3, "temperature": math.nan},
+         ValueError, "temperature", id="generate-temperature-nan"),
+    case(greedy_decode, {"model": _TRANSLATOR, "src": _SRC, "max_len": 5, "bos_id": 99, "eos_id": 2}, ValueError,
+         "bos_id", "99", id="greedy-bos-outside-vocab"),
+    case(greedy_decode, {"model": tiny_decoder(), "src": _SRC, "max_len": 5, "bos_id": 1, "eos_id": 2}, TypeError,
+         "greedy_decode needs an encoder-decoder Transformer", "Decoder", id="greedy-decoder-model"),
+    case(greedy_decode, {"model": _TRANSLATOR, "src": _SRC.float(), "max_len": 5, "bos_id": 1, "eos_id": 2},
+         TypeError, "src", "integer", id="greedy-float-src"),
+    case(beam_search, {"model": _TRANSLATOR, "src": _SRC, "beam_size": 2, "max_len": 5, "bos_id": 1, "eos_id": 2,
+                       "length_penalty": math.nan}, ValueError, "length_penalty", "nan", id="beam-length_penalty-nan"),
+    case(beam_search, {"model": _TRANSLATOR, "src": _SRC, "beam_size": 0, "max_len": 5, "bos_id": 1, "eos_id": 2},
+         ValueError, "beam_size", ">= 1", id="beam-size-zero"),
+    case(beam_search, {"model": _TRANSLATOR, "src": _SRC, "beam_size": 2, "max_len": 5, "bos_id": 1, "eos_id": 2,
+                       "src_mask": torch.ones(3, 3)}, ValueError, "src_mask", "batch size 1", id="beam-src_mask-batch"),
+]
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "error", "words"), GENERATION_CASES)
+def test_generation(fn, kwargs, error, words):
+    check_case(fn, kwargs, error, words)
+
+
+# ----------------------------------------------------------------------------- prompting
+from lmbook.prompting import next_token_logits, score_labelled_task  # noqa: E402
+
+_ASK = lambda text: [{"role": "user", "content": text}]  # noqa: E731
+
+PROMPTING_CASES = [
+    case(next_token_logits, {"model": None, "tokenizer": None, "prompts": "Hello"}, TypeError, "prompts",
+         "one string 'Hello'", "[prompt]", id="next_token_logits-string"),
+    case(next_token_logits, {"model": None, "tokenizer": None, "prompts": ["a", 3]}, TypeError, "prompts[1]",
+         id="next_token_logits-non-string"),
+    case(next_token_logits, {"model": None, "tokenizer": None, "prompts": ["a"], "batch_size": 0}, ValueError,
+         "batch_size", id="next_token_logits-batch_size-zero"),
+    case(score_labelled_task, {"model": None, "tokenizer": None, "examples": [("good", 0), ("bad", 5)],
+                               "labels": ["positive", "negative"], "make_messages": _ASK}, ValueError,
+         "examples[1]", "label index 5", "2 entries", id="label-index-too-big"),
+    case(score_labelled_task, {"model": None, "tokenizer": None, "examples": [("good", -1)],
+                               "labels": ["positive", "negative"], "make_messages": _ASK}, ValueError,
+         "examples[0]", "-1", id="label-index-negative"),
+    case(score_labelled_task, {"model": None, "tokenizer": None, "examples": ["good"],
+                               "labels": ["positive", "negative"], "make_messages": _ASK}, TypeError,
+         "examples[0]", "(text, label index)", id="example-not-a-pair"),
+    case(score_labelled_task, {"model": None, "tokenizer": None, "examples": [("good", 0)], "labels": "positive",
+                               "make_messages": _ASK}, ValueError, "labels", id="labels-a-string"),
+]
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "error", "words"), PROMPTING_CASES)
+def test_prompting(fn, kwargs, error, words):
+    check_case(fn, kwargs, error, words)
+
+
+# ----------------------------------------------------------------------------- LoRA
+from lmbook.lora import LoRALinear, apply_lora, lora_parameters  # noqa: E402
+
+
+def _lora_twice():
+    model = apply_lora(tiny_decoder(), targets=("q_proj",) if _has("q_proj") else _first_linear_name())
+    apply_lora(model, targets=("q_proj",) if _has("q_proj") else _first_linear_name())
+
+
+def _has(name):
+    return any(n.split(".")[-1] == name for n, m in tiny_decoder().named_modules() if isinstance(m, nn.Linear))
+
+
+def _first_linear_name():
+    return next(n.split(".")[-1] for n, m in tiny_decoder().named_modules() if isinstance(m, nn.Linear))
+
+
+LORA_CASES = [
+    case(LoRALinear, {"base": nn.Linear(4, 3), "alpha": math.nan}, ValueError, "alpha", "finite", id="alpha-nan"),
+    case(LoRALinear, {"base": nn.Linear(4, 3), "alpha": math.inf}, ValueError, "alpha", id="alpha-inf"),
+    case(LoRALinear, {"base": nn.Linear(4, 3), "r": 0}, ValueError, "r (the rank)", id="rank-zero"),
+    case(LoRALinear, {"base": nn.Conv1d(4, 3, 1)}, TypeError, "base", "nn.Linear", id="base-not-linear"),
+    case(apply_lora, {"model": tiny_decoder(), "alpha": math.nan}, ValueError, "alpha", id="apply-alpha-nan"),
+    case(apply_lora, {"model": tiny_decoder(), "targets": ("nothing",)}, ValueError, "targets", id="apply-no-target"),
+    case(_lora_twice, {}, ValueError, "already has LoRA adapters", "merge_lora", id="apply-twice"),
+]
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "error", "words"), LORA_CASES)
+def test_lora(fn, kwargs, error, words):
+    check_case(fn, kwargs, error, words)
+
+
+def test_lora_twice_leaves_the_first_adapters_trainable():
+    target = ("q_proj",) if _has("q_proj") else (_first_linear_name(),)
+    model = apply_lora(tiny_decoder(), targets=target)
+    n = sum(p.numel() for p in lora_parameters(model))
+    with pytest.raises(ValueError):
+        apply_lora(model, targets=target)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == n > 0
+
+
+# ----------------------------------------------------------------------------- data
+from lmbook.data import clean_wikitext, pad_batch  # noqa: E402
+
+DATA_CASES = [
+    case(clean_wikitext, {"text": b"bytes"}, TypeError, "text", "bytes", id="clean_wikitext-bytes"),
+    case(pad_batch, {"sequences": [], "pad_id": 0}, ValueError, "sequences is empty", id="pad_batch-empty"),
+    case(pad_batch, {"sequences": ["abc"], "pad_id": 0}, TypeError, "sequences", "encode", id="pad_batch-text"),
+    case(pad_batch, {"sequences": [[1, 2]], "pad_id": 0, "max_length": 0}, ValueError, "max_length",
+         id="pad_batch-max_length-zero"),
+    case(pad_batch, {"sequences": [[1, 2]], "pad_id": 0, "side": "middle"}, ValueError, "side", id="pad_batch-side"),
+]
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "error", "words"), DATA_CASES)
+def test_data(fn, kwargs, error, words):
+    check_case(fn, kwargs, error, words)
+
+
+def _best_time(fn, arg, repeats=3):
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(arg)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("unit", ["Prose words here. <ref>an unclosed citation ",
+                                  "Words and more words <REF group=a> open "])  # fmt: skip
+def test_clean_wikitext_is_linear_on_unclosed_refs(unit):
+    """A 10x larger input may take at most 20x the time (the old regex took ~100x: quadratic).
+
+    The small input is large enough (~40 ms) that timer noise and a busy CPU do not decide the ratio.
+    """
+    small, large = unit * 8000, unit * 80000
+    clean_wikitext(small)  # warm up
+    ratio = _best_time(clean_wikitext, large) / _best_time(clean_wikitext, small, repeats=5)
+    assert ratio < 20, f"10x the input took {ratio:.1f}x the time"
+
+
+def test_clean_wikitext_refs_unchanged():
+    from lmbook.data import _RE_REF, _strip_refs
+
+    texts = ["a<ref>b</ref>c", "a<ref name=x/>b", "a<ref>open <ref>b</ref>c", "<REF>x</ref> y <ref",
+             "a <references /> b", "a<ref/b>c</ref>d", "<ref>one</ref><ref>two</REF>",
+             "<ref x>never closed"]  # fmt: skip
+    for text in texts:
+        assert _strip_refs(text) == _RE_REF.sub("", text), text
+
+
+# ----------------------------------------------------------------------------- configs
+from lmbook.validation import check_config  # noqa: E402
+
+_PENDING_MODELS = pytest.mark.xfail(strict=True, reason="models.py: pending (__post_init__ calling check_config)")
+
+CONFIG_CASES = [
+    case(check_config, {"config": DecoderConfig(vocab_size=-3)}, ValueError, "DecoderConfig.vocab_size", ">= 1",
+         id="check-negative-vocab"),
+    case(check_config, {"config": EncoderConfig(max_len="64")}, TypeError, "EncoderConfig.max_len", "int", "'64'",
+         id="check-string-max_len"),
+    case(check_config, {"config": EncoderConfig(d_model=10, n_heads=4)}, ValueError, "d_model=10", "n_heads=4",
+         id="check-heads-do-not-divide"),
+    case(check_config, {"config": DecoderConfig(dropout=math.nan)}, ValueError, "dropout", id="check-nan-dropout"),
+    case(check_config, {"config": TransformerConfig(n_encoder_layers=0), "source": "x/config.json"}, ValueError,
+         "n_encoder_layers", "x/config.json", id="check-zero-layers-with-source"),
+    case(DecoderConfig, {"vocab_size": -3}, ValueError, "vocab_size", id="DecoderConfig-negative-vocab",
+         marks=_PENDING_MODELS),
+    case(EncoderConfig, {"n_heads": 0}, ValueError, "n_heads", id="EncoderConfig-zero-heads", marks=_PENDING_MODELS),
+    case(TransformerConfig, {"dropout": 1.5}, ValueError, "dropout", id="TransformerConfig-dropout",
+         marks=_PENDING_MODELS),
+]
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "error", "words"), CONFIG_CASES)
+def test_configs(fn, kwargs, error, words):
+    check_case(fn, kwargs, error, words)
+
+
+def test_shipped_style_configs_pass():
+    for config in (DecoderConfig(), EncoderConfig(), TransformerConfig(), TINY_DECODER, TINY_ENCODER):
+        check_config(config)
+
+
+# ----------------------------------------------------------------------------- widgets
+from lmbook.widgets.attention import AttentionExplorer  # noqa: E402
+from lmbook.widgets.masking import MaskingExplorer  # noqa: E402
+from lmbook.widgets.positions import PositionExplorer  # noqa: E402
+from lmbook.widgets.sampling import SamplingExplorer  # noqa: E402
+
+_Q = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+_NAN_Q = _Q.clone()
+_NAN_Q[1, 2] = math.nan
+
+WIDGET_CASES = [
+    case(AttentionExplorer, {"tokens": ["a", "b", "c"], "query": _NAN_Q, "key": _Q}, ValueError, "query and key",
+         "NaN", id="attention-nan-scores"),
+    case(AttentionExplorer, {"tokens": [], "query": _Q[:0], "key": _Q[:0]}, ValueError, "tokens", "non-empty",
+         id="attention-empty-tokens"),
+    case(AttentionExplorer, {"tokens": ["a", "b", "c"], "query": _Q, "key": _Q, "head": 1}, ValueError, "head",
+         "<= 0", id="attention-bad-head"),
+    case(AttentionExplorer, {"tokens": ["a", "b", "c"], "query": _Q, "key": _Q, "query_index": 3}, ValueError,
+         "query_index", id="attention-bad-query"),
+    case(AttentionExplorer, {"tokens": ["a", "b", "c"], "query": _Q, "key": _Q, "temperature": math.nan}, ValueError,
+         "temperature", id="attention-nan-temperature"),
+    case(SamplingExplorer, {"prompts": {"p": ("text", torch.tensor([1.0, math.nan]), ["x", "y"])}}, ValueError,
+         "logits", "NaN", id="sampling-nan-logits"),
+    case(SamplingExplorer, {"prompts": {"p": ("text", torch.tensor([]), [])}}, ValueError, "logits is empty",
+         id="sampling-empty-logits"),
+    case(SamplingExplorer, {"prompts": {"p": ("text", torch.tensor([1.0, 2.0]), ["x", "y"])}, "prompt_index": 1},
+         ValueError, "prompt_index", id="sampling-bad-prompt_index"),
+    case(SamplingExplorer, {"prompts": {"p": ("text", torch.tensor([1.0, 2.0]), ["x", "y"])}, "top_p": math.nan},
+         ValueError, "top_p", id="sampling-nan-top_p"),
+    case(MaskingExplorer, {"tokens": [], "pool": ["x"]}, ValueError, "tokens is empty", id="masking-empty-tokens"),
+    case(MaskingExplorer, {"tokens": "hello", "pool": ["x"]}, TypeError, "tokens", "string", id="masking-string"),
+    case(MaskingExplorer, {"tokens": ["a"], "pool": ["x"], "rate": math.nan}, ValueError, "rate",
+         id="masking-nan-rate"),
+    case(PositionExplorer, {"n_positions": 16.5}, TypeError, "n_positions", id="positions-float"),
+    case(PositionExplorer, {"position": 64}, ValueError, "position", id="positions-bad-position"),
+]
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "error", "words"), WIDGET_CASES)
+def test_widgets(fn, kwargs, error, words):
+    check_case(fn, kwargs, error, words)
+
+
+# ----------------------------------------------------------------------------- attention (lmbook/attention.py)
+from lmbook.attention import MultiHeadAttention, scaled_dot_product_attention  # noqa: E402
+
+_PENDING_ATTENTION = pytest.mark.xfail(strict=True, reason="attention.py: pending")
+_X = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(0))
+_NAN_X = _X.clone()
+_NAN_X[0, 1, 2] = math.nan
+
+
+def _mha_with_3d_mask():
+    """B == n_heads == 2: a (B, L, L) mask would silently be applied per head instead of per batch row."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2)
+    mask = torch.ones(2, 5, 5, dtype=torch.bool)
+    mask[0, :, 4] = False  # batch row 0 must not see key 4
+    return mha(_X, _X, _X, mask=mask)
+
+
+ATTENTION_CASES = [
+    case(_mha_with_3d_mask, {}, ValueError, "mask", "(B, L, L)", id="mha-3d-mask-B-equals-heads",
+         marks=_PENDING_ATTENTION),
+    case(scaled_dot_product_attention, {"query": _NAN_X, "key": _X, "value": _X}, ValueError, "query", "NaN",
+         id="sdpa-nan-query", marks=_PENDING_ATTENTION),
+    case(scaled_dot_product_attention, {"query": _X, "key": _X, "value": _NAN_X}, ValueError, "value", "NaN",
+         id="sdpa-nan-value", marks=_PENDING_ATTENTION),
+    case(scaled_dot_product_attention, {"query": _X, "key": _X, "value": _X, "scale": math.nan}, ValueError, "scale",
+         id="sdpa-nan-scale", marks=_PENDING_ATTENTION),
+    case(scaled_dot_product_attention, {"query": _X, "key": _X, "value": _X, "mask": torch.full((5, 5), math.nan)},
+         ValueError, "mask", "NaN", id="sdpa-nan-mask", marks=_PENDING_ATTENTION),
+    case(MultiHeadAttention(8, 2), {"query": _NAN_X}, ValueError, "query", "NaN", id="mha-nan-input",
+         marks=_PENDING_ATTENTION),
+]
+
+
+@pytest.mark.parametrize(("fn", "kwargs", "error", "words"), ATTENTION_CASES)
+def test_attention(fn, kwargs, error, words):
+    check_case(fn, kwargs, error, words)

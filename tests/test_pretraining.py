@@ -65,7 +65,7 @@ def test_tokenize_documents_splits_sentences():
 
 def test_collate_mlm_masks_only_real_tokens():
     ex = P.nsp_examples(_docs(n_docs=8, n_sents=8, sent_len=6), 64, max_len=40, short_prob=0.5, seed=0)
-    batch = P.collate_mlm(ex, vocab_size=V, generator=torch.Generator().manual_seed(0))
+    batch = P.collate_mlm(ex, vocab_size=80, generator=torch.Generator().manual_seed(0))  # _docs ids reach 73
     B, T = len(ex), max(len(e[0]) for e in ex)
     for key in ("input_ids", "token_type_ids", "attention_mask", "labels"):
         assert batch[key].shape == (B, T)
@@ -79,7 +79,7 @@ def test_collate_mlm_masks_only_real_tokens():
     rate = target.sum() / (~special).sum()
     assert 0.10 < rate < 0.20
     assert (batch["input_ids"][target] == MASK_ID).float().mean() > 0.6  # ~80 % become [MASK]
-    again = P.collate_mlm(ex, vocab_size=V, generator=torch.Generator().manual_seed(0))
+    again = P.collate_mlm(ex, vocab_size=80, generator=torch.Generator().manual_seed(0))
     assert all(torch.equal(batch[k], again[k]) for k in batch)
 
 

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from lmbook.checkpointing import CHECKPOINTS, checkpoint_dir, load_pretrained
 
-__all__ = ["CHECKPOINTS", "RECIPES", "checkpoint_dir", "load_pretrained", "prepare_out_dir", "recipe_function", "run_recipe"]
+__all__ = ["CHECKPOINTS", "RECIPES", "checkpoint_dir", "load_pretrained", "prepare_out_dir", "recipe_function",
+           "run_recipe"]  # fmt: skip
 
 RECIPES: dict[str, str] = {
     # Chapter 4, pretraining (lmbook/recipes/pretrain.py)
@@ -36,9 +37,9 @@ RECIPES: dict[str, str] = {
     "encoder": "lmbook.recipes.pretrain:encoder",
     "decoder": "lmbook.recipes.pretrain:decoder",
     "encoder-mlm-only": "lmbook.recipes.pretrain:encoder_mlm_only",
-    # Chapter 5, fine-tuning (lmbook/recipes/finetune.py)
+    # Chapter 5, fine-tuning (lmbook/recipes/finetune.py; translator: lmbook/recipes/translate.py)
     "classifier": "lmbook.recipes.finetune:classifier",
-    "translator": "lmbook.recipes.finetune:translator",
+    "translator": "lmbook.recipes.translate:translator",
     "qa": "lmbook.recipes.finetune:qa",
 }
 """Recipe name -> ``"module:function"``; the name is also the checkpoint folder's name."""

@@ -13,6 +13,7 @@ import torch
 import traitlets as t
 
 from lmbook.attention import attention_scores, scaled_dot_product_attention
+from lmbook.validation import check_int, check_number
 from lmbook.widgets.base import Explorer
 
 __all__ = ["AttentionExplorer"]
@@ -49,6 +50,8 @@ class AttentionExplorer(Explorer, js="attention_explorer.js"):
         query_index: int = 0,
         head: int = 0,
     ) -> None:
+        if not isinstance(query, torch.Tensor) or not isinstance(key, torch.Tensor):
+            raise TypeError(f"query and key must be tensors, got {type(query).__name__} and {type(key).__name__}")
         if query.dim() == 2:
             query, key = query[None], key[None]
         if query.dim() != 3 or key.shape != query.shape:
@@ -56,10 +59,16 @@ class AttentionExplorer(Explorer, js="attention_explorer.js"):
                 f"query and key must both be (L, d_k) or (heads, L, d_k); got query {tuple(query.shape)}, "
                 f"key {tuple(key.shape)}"
             )
+        if isinstance(tokens, str) or not len(tokens):
+            raise ValueError(f"tokens must be a non-empty list of token strings, got {tokens!r}")
         if len(tokens) != query.shape[1]:
             raise ValueError(f"tokens has {len(tokens)} entries but query has {query.shape[1]} positions")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not (torch.isfinite(query).all() and torch.isfinite(key).all()):
+            raise ValueError("query and key must be finite; they hold NaN or infinite values "
+                             "(the browser would get NaN)")
+        check_number("temperature", temperature, low=0, low_open=True)
+        check_int("head", head, low=0, high=query.shape[0] - 1)
+        check_int("query_index", query_index, low=0, high=query.shape[1] - 1)
         scores = attention_scores(query.detach().double(), key.detach().double(), scale=1.0)
         super().__init__(
             tokens=list(tokens),

@@ -13,6 +13,7 @@ import traitlets as t
 
 from lmbook.baselines import word_level_tokens
 from lmbook.tokenizers import BYTE_OFFSET, SPECIAL_TOKENS, BPETokenizer
+from lmbook.validation import check_int
 from lmbook.widgets.base import Explorer
 
 __all__ = ["BPEExplorer"]
@@ -39,6 +40,10 @@ class BPEExplorer(Explorer, js="bpe_explorer.js"):
                  n_merges: int | None = None) -> None:  # fmt: skip
         if not isinstance(tokenizer, BPETokenizer):
             raise TypeError(f"tokenizer must be an lmbook BPETokenizer, got {type(tokenizer).__name__}")
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a string, got {type(text).__name__}")
+        if n_merges is not None:
+            check_int("n_merges", n_merges)
         n = len(tokenizer.merges) if n_merges is None else n_merges
         if not 0 <= n <= len(tokenizer.merges):
             raise ValueError(f"n_merges must be in 0..{len(tokenizer.merges)}, got {n_merges}")

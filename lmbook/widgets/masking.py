@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 
 import traitlets as t
 
+from lmbook.validation import check_int, check_number
 from lmbook.widgets.base import Explorer
 
 __all__ = ["MaskingExplorer", "mask_sequence", "mulberry32"]
@@ -90,6 +91,8 @@ class MaskingExplorer(Explorer, js="masking_explorer.js"):
 
     def __init__(self, tokens: Sequence[str], pool: Sequence[str], *, special: Sequence[bool] | None = None,
                  rate: float = 0.15, seed: int = 0) -> None:
+        if isinstance(tokens, str):
+            raise TypeError(f"tokens must be a list of token strings, got one string {tokens[:20]!r}")
         if not tokens:
             raise ValueError("tokens is empty; give the explorer at least one token")
         if not pool:
@@ -98,8 +101,8 @@ class MaskingExplorer(Explorer, js="masking_explorer.js"):
             special = [tok in SPECIAL_TOKENS for tok in tokens]
         if len(special) != len(tokens):
             raise ValueError(f"special has {len(special)} entries but tokens has {len(tokens)}")
-        if not 0 <= rate <= 1:
-            raise ValueError(f"rate must be in [0, 1], got {rate}")
+        check_number("rate", rate, low=0, high=1)
+        check_int("seed", seed)
         super().__init__(tokens=list(tokens), pool=list(pool), special=[bool(s) for s in special],
                          rate=float(rate), seed=int(seed))
 

@@ -13,6 +13,7 @@ import torch
 import traitlets as t
 
 from lmbook.layers import sinusoidal_encoding
+from lmbook.validation import check_int
 from lmbook.widgets.base import Explorer
 
 __all__ = ["PositionExplorer"]
@@ -37,8 +38,8 @@ class PositionExplorer(Explorer, js="position_explorer.js"):
 
     def __init__(self, n_positions: int = 64, d_model: int = 64, *, position: int = 10, normalize: bool = True,
                  d_model_choices=(8, 16, 32, 64, 128, 256)) -> None:  # fmt: skip
-        if n_positions < 2:
-            raise ValueError(f"n_positions must be >= 2, got {n_positions}")
+        check_int("n_positions", n_positions, low=2)
+        check_int("position", position)
         if d_model not in d_model_choices or any(d < 2 or d % 2 for d in d_model_choices):
             raise ValueError(f"d_model must be one of d_model_choices {list(d_model_choices)} (even widths), "
                              f"got {d_model}")  # fmt: skip

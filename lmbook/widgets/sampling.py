@@ -12,6 +12,7 @@ import torch
 import traitlets as t
 
 from lmbook.generation import apply_temperature, top_k_filter, top_p_filter
+from lmbook.validation import check_int, check_number
 from lmbook.widgets.base import Explorer
 
 __all__ = ["SamplingExplorer"]
@@ -39,13 +40,19 @@ class SamplingExplorer(Explorer, js="sampling_explorer.js"):
                  top_k: int = 0, top_p: float = 1.0, prompt_index: int = 0) -> None:  # fmt: skip
         if not prompts:
             raise ValueError("prompts is empty; give {name: (text, logits, token strings)}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        check_number("temperature", temperature, low=0, low_open=True)
+        check_number("top_p", top_p, low=0, high=1, low_open=True)
+        check_int("n", n, low=1)
+        check_int("rows", rows, low=1)
+        check_int("top_k", top_k, low=0)
+        check_int("prompt_index", prompt_index, low=0, high=len(prompts) - 1)
         entries = []
         for name, (text, logits, tokens) in prompts.items():
             logits = torch.as_tensor(logits, dtype=torch.float64).flatten()
+            if len(logits) == 0:
+                raise ValueError(f"prompt {name!r}: logits is empty; give one logit per vocabulary token")
+            if not torch.isfinite(logits).all():
+                raise ValueError(f"prompt {name!r}: logits hold NaN or infinite values (the browser would get NaN)")
             if len(tokens) != len(logits):
                 raise ValueError(f"prompt {name!r}: {len(tokens)} token strings for {len(logits)} logits")
             top = logits.topk(min(n, len(logits)))
