@@ -167,11 +167,14 @@ def _fused_attention(query, key, value, mask, causal: bool, scale: float, p: flo
 
     A purely causal mask over as many keys as queries becomes ``is_causal=True``, which lets the
     kernel skip the blocked half of the scores. With a KV cache (more keys than queries) the causal
-    mask is bottom-right aligned, which ``is_causal`` is not, so the mask is built explicitly.
+    mask is bottom-right aligned, which ``is_causal`` is not, so the mask is built explicitly,
+    except for a single new query, which may see every key.
     """
     len_q, len_k = query.shape[-2], key.shape[-2]
     if causal and mask is None and len_q == len_k:
         return F.scaled_dot_product_attention(query, key, value, dropout_p=p, is_causal=True, scale=scale)
+    if causal and mask is None and len_q == 1:  # one new token after a cache sees every key: no mask
+        return F.scaled_dot_product_attention(query, key, value, dropout_p=p, scale=scale)
     m = _combine_masks(mask, causal, len_q, len_k, query.device, query.dtype)
     return F.scaled_dot_product_attention(query, key, value, attn_mask=m, dropout_p=p, scale=scale)
 
