@@ -48,6 +48,22 @@ def _check_float(name: str, t: Tensor) -> None:
         raise ValueError(f"{name} must have at least 2 dims (..., seq, dim), got shape {tuple(t.shape)}")
 
 
+def _check_finite(name: str, t: Tensor) -> None:
+    """Refuse a NaN or inf in ``t``: it would make every output it touches NaN.
+
+    The fast test is one sum (NaN and inf survive any sum; ~60x cheaper than ``isfinite(t).all()``,
+    which allocates a mask); only a non-finite sum is looked at element by element, so a sum that
+    merely overflowed passes.
+    """
+    t = t.detach()
+    total = t.sum(dtype=torch.float32) if t.element_size() < 4 else t.sum()
+    if math.isfinite(total.item()) or torch.isfinite(t).all():
+        return
+    bad = (~torch.isfinite(t)).nonzero()[0].tolist()
+    raise ValueError(f"{name} holds NaN or inf (first at index {tuple(bad)} of shape {tuple(t.shape)}); "
+                     f"attention needs finite inputs")
+
+
 def causal_mask(len_q: int, len_k: int | None = None, device=None) -> Tensor:
     """Boolean (L_q, L_k) mask, ``True`` where query i may see key j (Section 3.3).
 
@@ -83,6 +99,9 @@ def _combine_masks(mask: Tensor | None, causal: bool, len_q: int, len_k: int, de
             )
         if mask.dtype != torch.bool and not mask.is_floating_point():
             raise TypeError(f"mask must be boolean (True = attend) or float (added to scores), got dtype {mask.dtype}")
+        if mask.is_floating_point() and (torch.isnan(mask).any() or torch.isposinf(mask).any()):
+            raise ValueError("mask holds NaN or +inf; a float mask is added to the scores: "
+                             "0 keeps a key, -inf blocks it")
     if not causal:
         return mask
     c = causal_mask(len_q, len_k, device=device)
@@ -93,10 +112,13 @@ def _combine_masks(mask: Tensor | None, causal: bool, len_q: int, len_k: int, de
     return mask.to(dtype).masked_fill(~c, float("-inf"))
 
 
-def _check_sdpa_args(query: Tensor, key: Tensor, value: Tensor, temperature: float, dropout_p: float) -> None:
+def _check_sdpa_args(
+    query: Tensor, key: Tensor, value: Tensor, scale: float | None, temperature: float, dropout_p: float
+) -> None:
     """The argument checks of :func:`scaled_dot_product_attention`, each naming what was expected."""
     for name, t in (("query", query), ("key", key), ("value", value)):
         _check_float(name, t)
+        _check_finite(name, t)
     if query.shape[-1] != key.shape[-1]:
         raise ValueError(
             f"query has shape {tuple(query.shape)} but key has shape {tuple(key.shape)}; "
@@ -107,8 +129,12 @@ def _check_sdpa_args(query: Tensor, key: Tensor, value: Tensor, temperature: flo
             f"key has shape {tuple(key.shape)} but value has shape {tuple(value.shape)}; "
             f"they need the same sequence length L_k ({key.shape[-2]} != {value.shape[-2]})"
         )
+    if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a finite number > 0 (or None for 1/sqrt(d_k)), got {scale!r}")
     if not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+    if not math.isfinite(temperature):
+        raise ValueError(f"temperature must be finite, got {temperature!r}")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
 
@@ -149,7 +175,7 @@ def scaled_dot_product_attention(
     Returns:
         ``(output, weights)``: output is (..., L_q, d_v); weights is None when not requested.
     """
-    _check_sdpa_args(query, key, value, temperature, dropout_p)
+    _check_sdpa_args(query, key, value, scale, temperature, dropout_p)
     scale = (1.0 / math.sqrt(query.shape[-1]) if scale is None else scale) / temperature
     p = dropout_p if training else 0.0
     if not need_weights:  # fast path: one fused kernel, same numbers
@@ -272,7 +298,9 @@ class MultiHeadAttention(nn.Module):
         Args:
             query: (B, L_q, d_model).
             key, value: (B, L_k, d_model); default to ``query``.
-            mask: boolean/additive mask broadcastable to (B, nh, L_q, L_k), e.g. from ``padding_mask``.
+            mask: boolean/additive mask, 2-D (L_q, L_k) for every row and head, or 4-D
+                (B or 1, nh or 1, L_q or 1, L_k), e.g. from ``padding_mask``. A 3-D mask is refused:
+                (B, L_q, L_k) would broadcast over *heads*, not batch rows; write ``mask[:, None]``.
             causal: block future keys.
             need_weights: also return the (B, nh, L_q, L_k) weights of every head.
             cache: a ``KVCache``; new keys/values are appended and attention runs over all.
@@ -283,15 +311,21 @@ class MultiHeadAttention(nn.Module):
         _check_float("query", query)
         if query.dim() != 3 or query.shape[-1] != self.d_model:
             raise ValueError(f"query must have shape (batch, seq, d_model={self.d_model}), got {tuple(query.shape)}")
+        _check_finite("query", query)
         key = query if key is None else key
         value = key if value is None else value
         for name, t in (("key", key), ("value", value)):
+            if t is query or (name == "value" and t is key):
+                continue  # already checked
             _check_float(name, t)
             if t.dim() != 3 or t.shape[-1] != self.d_model or t.shape[0] != query.shape[0]:
                 raise ValueError(
                     f"{name} must have shape (batch={query.shape[0]}, seq, d_model={self.d_model}), "
                     f"got {tuple(t.shape)}"
                 )
+            _check_finite(name, t)
+        if mask is not None:
+            self._check_mask(mask, query.shape[0])
         if key is query and value is query:  # self-attention: one (d, 3d) matmul for q, k and v
             q, k, v = self.in_proj(query).split(self.d_model, dim=-1)  # 3 x (B, T, d)
             q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, nh, T, hs)
@@ -305,6 +339,23 @@ class MultiHeadAttention(nn.Module):
             q, k, v, mask, causal=causal, dropout_p=self.dropout, training=self.training, need_weights=need_weights
         )
         return self.out_proj(self.merge_heads(y)), w
+
+    def _check_mask(self, mask: Tensor, batch: int) -> None:
+        """2-D (L_q, L_k) or 4-D (B|1, nh|1, L_q|1, L_k); the last two dims are checked against the scores later."""
+        if not isinstance(mask, Tensor):
+            raise TypeError(f"mask must be a torch.Tensor or None, got {type(mask).__name__}")
+        if mask.dim() == 3:
+            raise ValueError(
+                f"mask has shape {tuple(mask.shape)}: a 3-D mask is ambiguous. Read as (B, L, L) it would be "
+                f"broadcast over the {self.n_heads} heads, not the batch rows; pass mask[:, None] for "
+                f"(B, 1, L_q, L_k), or a 2-D (L_q, L_k) mask shared by every row"
+            )
+        if mask.dim() not in (2, 4):
+            raise ValueError(f"mask must be 2-D (L_q, L_k) or 4-D (B, n_heads, L_q, L_k), got shape {tuple(mask.shape)}")
+        if mask.dim() == 4 and (mask.shape[0] not in (1, batch) or mask.shape[1] not in (1, self.n_heads)):
+            raise ValueError(
+                f"mask has shape {tuple(mask.shape)} but needs (B={batch} or 1, n_heads={self.n_heads} or 1, L_q, L_k)"
+            )
 
     @torch.no_grad()
     def load_from_torch(self, mha: nn.MultiheadAttention) -> MultiHeadAttention:

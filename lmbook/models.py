@@ -33,6 +33,7 @@ from lmbook.layers import (
     TokenEmbedding,
     _activation,
 )
+from lmbook.validation import check_config
 
 __all__ = [
     "Decoder", "DecoderConfig", "DecoderOutput", "Encoder", "EncoderConfig", "EncoderOutput",
@@ -92,6 +93,9 @@ class EncoderConfig:
     layer_norm_eps: float = 1e-12
     norm_first: bool = False
     type_vocab_size: int = 2
+
+    def __post_init__(self) -> None:
+        check_config(self)
 
     @classmethod
     def from_hf_config(cls, config: dict | str | Path, **overrides) -> EncoderConfig:
@@ -278,6 +282,9 @@ class DecoderConfig:
     activation: str = "gelu"
     layer_norm_eps: float = 1e-5
 
+    def __post_init__(self) -> None:
+        check_config(self)
+
 
 @dataclass
 class DecoderOutput:
@@ -363,6 +370,9 @@ class TransformerConfig:
     layer_norm_eps: float = 1e-5
     pad_id: int | None = 0  # source tokens equal to pad_id are masked; target tokens equal to it are not scored
     tie_output: bool = True  # output projection shares the target embedding
+
+    def __post_init__(self) -> None:
+        check_config(self)
 
 
 @dataclass

@@ -609,23 +609,34 @@ def test_clean_wikitext_refs_unchanged():
 # ----------------------------------------------------------------------------- configs
 from lmbook.validation import check_config  # noqa: E402
 
-_PENDING_MODELS = pytest.mark.xfail(strict=True, reason="models.py: pending (__post_init__ calling check_config)")
+def _unchecked(cls, **changes):
+    """A config with bad fields that skips ``__post_init__``, to call ``check_config`` on it directly."""
+    config = cls()
+    for name, value in changes.items():
+        setattr(config, name, value)
+    return config
+
 
 CONFIG_CASES = [
-    case(check_config, {"config": DecoderConfig(vocab_size=-3)}, ValueError, "DecoderConfig.vocab_size", ">= 1",
-         id="check-negative-vocab"),
-    case(check_config, {"config": EncoderConfig(max_len="64")}, TypeError, "EncoderConfig.max_len", "int", "'64'",
-         id="check-string-max_len"),
-    case(check_config, {"config": EncoderConfig(d_model=10, n_heads=4)}, ValueError, "d_model=10", "n_heads=4",
-         id="check-heads-do-not-divide"),
-    case(check_config, {"config": DecoderConfig(dropout=math.nan)}, ValueError, "dropout", id="check-nan-dropout"),
-    case(check_config, {"config": TransformerConfig(n_encoder_layers=0), "source": "x/config.json"}, ValueError,
-         "n_encoder_layers", "x/config.json", id="check-zero-layers-with-source"),
-    case(DecoderConfig, {"vocab_size": -3}, ValueError, "vocab_size", id="DecoderConfig-negative-vocab",
-         marks=_PENDING_MODELS),
-    case(EncoderConfig, {"n_heads": 0}, ValueError, "n_heads", id="EncoderConfig-zero-heads", marks=_PENDING_MODELS),
-    case(TransformerConfig, {"dropout": 1.5}, ValueError, "dropout", id="TransformerConfig-dropout",
-         marks=_PENDING_MODELS),
+    case(check_config, {"config": _unchecked(DecoderConfig, vocab_size=-3)}, ValueError, "DecoderConfig.vocab_size",
+         ">= 1", id="check-negative-vocab"),
+    case(check_config, {"config": _unchecked(EncoderConfig, max_len="64")}, TypeError, "EncoderConfig.max_len", "int",
+         "'64'", id="check-string-max_len"),
+    case(check_config, {"config": _unchecked(EncoderConfig, d_model=10, n_heads=4)}, ValueError, "d_model=10",
+         "n_heads=4", id="check-heads-do-not-divide"),
+    case(check_config, {"config": _unchecked(DecoderConfig, dropout=math.nan)}, ValueError, "dropout",
+         id="check-nan-dropout"),
+    case(check_config, {"config": _unchecked(TransformerConfig, n_encoder_layers=0), "source": "x/config.json"},
+         ValueError, "n_encoder_layers", "x/config.json", id="check-zero-layers-with-source"),
+    case(DecoderConfig, {"vocab_size": -3}, ValueError, "DecoderConfig.vocab_size", ">= 1",
+         id="DecoderConfig-negative-vocab"),
+    case(EncoderConfig, {"n_heads": 0}, ValueError, "EncoderConfig.n_heads", id="EncoderConfig-zero-heads"),
+    case(EncoderConfig, {"d_model": 10, "n_heads": 4}, ValueError, "d_model=10", "n_heads=4",
+         id="EncoderConfig-heads-do-not-divide"),
+    case(TransformerConfig, {"dropout": 1.5}, ValueError, "TransformerConfig.dropout", "[0, 1)",
+         id="TransformerConfig-dropout"),
+    case(TransformerConfig, {"src_vocab_size": 1000.0}, TypeError, "src_vocab_size", "int",
+         id="TransformerConfig-float-vocab"),
 ]
 
 
@@ -685,7 +696,6 @@ def test_widgets(fn, kwargs, error, words):
 # ----------------------------------------------------------------------------- attention (lmbook/attention.py)
 from lmbook.attention import MultiHeadAttention, scaled_dot_product_attention  # noqa: E402
 
-_PENDING_ATTENTION = pytest.mark.xfail(strict=True, reason="attention.py: pending")
 _X = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(0))
 _NAN_X = _X.clone()
 _NAN_X[0, 1, 2] = math.nan
@@ -701,21 +711,51 @@ def _mha_with_3d_mask():
 
 
 ATTENTION_CASES = [
-    case(_mha_with_3d_mask, {}, ValueError, "mask", "(B, L, L)", id="mha-3d-mask-B-equals-heads",
-         marks=_PENDING_ATTENTION),
+    case(_mha_with_3d_mask, {}, ValueError, "mask", "(2, 5, 5)", "(B, L, L)", id="mha-3d-mask-B-equals-heads"),
+    case(MultiHeadAttention(8, 2), {"query": _X, "mask": torch.ones(2, 3, 5, 5, dtype=torch.bool)}, ValueError,
+         "mask", "n_heads=2", id="mha-4d-mask-wrong-heads"),
+    case(MultiHeadAttention(8, 2), {"query": _X, "mask": torch.ones(5, dtype=torch.bool)}, ValueError, "mask",
+         "2-D", id="mha-1d-mask"),
     case(scaled_dot_product_attention, {"query": _NAN_X, "key": _X, "value": _X}, ValueError, "query", "NaN",
-         id="sdpa-nan-query", marks=_PENDING_ATTENTION),
+         id="sdpa-nan-query"),
+    case(scaled_dot_product_attention, {"query": _X, "key": _X * math.inf, "value": _X}, ValueError, "key", "inf",
+         id="sdpa-inf-key"),
     case(scaled_dot_product_attention, {"query": _X, "key": _X, "value": _NAN_X}, ValueError, "value", "NaN",
-         id="sdpa-nan-value", marks=_PENDING_ATTENTION),
+         id="sdpa-nan-value"),
     case(scaled_dot_product_attention, {"query": _X, "key": _X, "value": _X, "scale": math.nan}, ValueError, "scale",
-         id="sdpa-nan-scale", marks=_PENDING_ATTENTION),
+         id="sdpa-nan-scale"),
+    case(scaled_dot_product_attention, {"query": _X, "key": _X, "value": _X, "scale": 0.0}, ValueError, "scale",
+         "> 0", id="sdpa-zero-scale"),
     case(scaled_dot_product_attention, {"query": _X, "key": _X, "value": _X, "mask": torch.full((5, 5), math.nan)},
-         ValueError, "mask", "NaN", id="sdpa-nan-mask", marks=_PENDING_ATTENTION),
-    case(MultiHeadAttention(8, 2), {"query": _NAN_X}, ValueError, "query", "NaN", id="mha-nan-input",
-         marks=_PENDING_ATTENTION),
+         ValueError, "mask", "NaN", id="sdpa-nan-mask"),
+    case(scaled_dot_product_attention, {"query": _X, "key": _X, "value": _X, "mask": torch.full((5, 5), math.nan),
+                                        "need_weights": False}, ValueError, "mask", "NaN", id="sdpa-nan-mask-fused"),
+    case(MultiHeadAttention(8, 2), {"query": _NAN_X}, ValueError, "query", "NaN", id="mha-nan-input"),
+    case(MultiHeadAttention(8, 2), {"query": _X, "key": _NAN_X}, ValueError, "key", "NaN", id="mha-nan-memory"),
 ]
 
 
 @pytest.mark.parametrize(("fn", "kwargs", "error", "words"), ATTENTION_CASES)
 def test_attention(fn, kwargs, error, words):
     check_case(fn, kwargs, error, words)
+
+
+def test_attention_minus_inf_mask_is_allowed():
+    """-inf is how a float mask blocks a key: it stays allowed, and the blocked key gets weight 0."""
+    mask = torch.zeros(5, 5)
+    mask[:, 4] = -math.inf
+    for need_weights in (True, False):
+        out, _ = scaled_dot_product_attention(_X, _X, _X, mask, need_weights=need_weights)
+        assert torch.isfinite(out).all()
+    _, w = scaled_dot_product_attention(_X, _X, _X, mask)
+    assert (w[..., 4] == 0).all()
+
+
+def test_mha_4d_mask_per_batch_row():
+    """The fix for the 3-D case: mask[:, None] blocks key 4 for batch row 0 only, in every head."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2)
+    mask = torch.ones(2, 5, 5, dtype=torch.bool)
+    mask[0, :, 4] = False
+    _, w = mha(_X, mask=mask[:, None], need_weights=True)  # (B, nh, L, L)
+    assert (w[0, :, :, 4] == 0).all() and (w[1, :, :, 4] > 0).all()

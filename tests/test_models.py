@@ -161,7 +161,7 @@ def test_transformer_trains_to_copy(norm_first):
 
 
 def test_bad_inputs_raise_clear_errors():
-    with pytest.raises(ValueError, match=r"d_model \(30\) must be divisible by n_heads \(4\)"):
+    with pytest.raises(ValueError, match=r"DecoderConfig.d_model=30 must divide by n_heads=4"):
         Decoder(dataclasses.replace(DEC, d_model=30, n_heads=4))
     with pytest.raises(ValueError, match="d_model"):
         Encoder(dataclasses.replace(ENC, d_model=30, n_heads=4))
