@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lmbook import data, masking
-from lmbook.finetuning import qa_data, translation
+from lmbook.finetuning import qa_data
 
 SPECIAL = [0, 1, 2, 3, 4, 5, 6]  # [PAD] [UNK] [CLS] [SEP] [MASK] <bos> <eos> of lmbook.tokenizers
 PAD, CLS, SEP, MASK = 0, 2, 3, 4
@@ -181,7 +181,7 @@ def test_nsp_pairs_balanced_and_correct():
         data.make_nsp_pairs([["only one sentence."]], 4)
 
 
-# ----------------------------------------------------------------------------- QA and translation
+# ----------------------------------------------------------------------------- QA
 def test_qa_set_spans_and_size():
     examples = qa_data.load_qa()
     assert len(examples) >= 1000
@@ -216,23 +216,3 @@ def test_qa_example_validate():
         qa_data.QAExample("x", "", "Ann", "Ann", 0).validate()
     with pytest.raises(ValueError, match="split must be"):
         qa_data.load_qa("dev")
-
-
-def test_mirror_translation_grammar():
-    pair = translation.translate_to_mirror("The cat saw a dog, and 3 birds.")
-    src, tgt = pair.source.split(), pair.target.split()
-    assert src == ["the", "cat", "saw", "a", "dog", ",", "and", "3", "birds", "."]
-    w = translation.mirror_word
-    assert tgt == [w("dog"), w("saw"), w("cat"), ",", w("birds"), "3", w("and"), "."]
-    assert pair.alignment == ((1, 2), (2, 1), (4, 0), (5, 3), (6, 6), (7, 5), (8, 4), (9, 7))
-    for i, j in pair.alignment:
-        assert tgt[j] == w(src[i])
-
-
-def test_translation_pairs_from_real_sentences():
-    pairs = translation.load_translation_pairs()
-    assert len(pairs) == 4451 and pairs == translation.load_translation_pairs()
-    for p in pairs[:500]:
-        src, tgt = p.source.split(), p.target.split()
-        assert 4 <= len(src) and {j for _, j in p.alignment} == set(range(len(tgt)))
-        assert all(tgt[j] == translation.mirror_word(src[i]) for i, j in p.alignment)

@@ -1,4 +1,4 @@
-"""Tests for lmbook.finetuning: heads, freezing, QA span mapping, translation helpers and metrics (Chapter 5)."""
+"""Tests for lmbook.finetuning (Chapter 5): heads, freezing, QA spans, metrics (translation: test_translation.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from lmbook.finetuning import (
     QAExample,
     SequenceClassifier,
     SpanQA,
-    WordVocab,
     accuracy,
     best_span,
     char_span_to_tokens,
@@ -32,11 +31,9 @@ from lmbook.finetuning import (
     span_loss,
     token_f1,
     token_offsets,
-    translate,
-    translation_batch,
 )
-from lmbook.models import Encoder, EncoderConfig, Transformer, TransformerConfig
-from lmbook.tokenizers import CLS_ID, PAD_ID, SEP_ID, UNK_ID, BPETokenizer
+from lmbook.models import Encoder, EncoderConfig
+from lmbook.tokenizers import CLS_ID, PAD_ID, SEP_ID, BPETokenizer
 from lmbook.training import count_parameters, load_checkpoint, save_checkpoint, train
 
 torch.set_num_threads(1)
@@ -238,35 +235,6 @@ def test_predict_answers_returns_passage_text(qa_tokenizer):
     assert loss.dim() == 0 and loss.item() > 0
     for answer, ex in zip(predict_answers(model, feats, max_answer_len=5), examples, strict=True):
         assert answer and answer in ex.context and len(qa_tokenizer.encode(answer)) <= 6
-
-
-# ----------------------------------------------------------------------------- translation
-def test_word_vocab(tmp_path):
-    vocab = WordVocab.build(["b a a", "c a b"], min_count=2)
-    assert vocab.itos[7:] == ["a", "b"] and len(vocab) == 9
-    assert vocab.encode("a c b") == [7, UNK_ID, 8]
-    assert vocab.decode([5, 7, 8, 6]) == "a b"
-    vocab.save(tmp_path / "v.json")
-    assert WordVocab.load(tmp_path / "v.json").itos == vocab.itos
-
-
-def test_translation_batch_and_unk_replacement():
-    src_vocab, tgt_vocab = WordVocab(["hello", "world"]), WordVocab(["ola", "mundo"])
-    b = translation_batch([("hello world", "mundo ola"), ("hello", "ola")], src_vocab, tgt_vocab)
-    assert b["src"].tolist() == [[7, 8, 6], [7, 6, 0]]
-    assert b["tgt_in"].tolist() == [[5, 8, 7], [5, 7, 6]] and b["targets"].tolist() == [[8, 7, 6], [7, 6, 0]]
-    torch.manual_seed(0)
-    model = Transformer(TransformerConfig(src_vocab_size=9, tgt_vocab_size=9, max_len=16, n_encoder_layers=1,
-                                          n_decoder_layers=1, n_heads=2, d_model=16, d_ff=32, dropout=0.0))
-    with torch.no_grad():
-        model.out_proj.bias.fill_(0).index_fill_(0, torch.tensor([UNK_ID]), 100.0)  # always says [UNK]
-    sources = ["hello 1984 world", "2001 hello"]
-    plain = translate(model, sources, src_vocab, tgt_vocab, replace_unk=False, max_len=4)
-    assert plain == ["[UNK] [UNK] [UNK]"] * 2
-    for out, src in zip(translate(model, sources, src_vocab, tgt_vocab, max_len=4), sources, strict=True):
-        assert len(out.split()) == 3 and set(out.split()) <= set(src.split())  # each [UNK] copies a source word
-    beam = translate(model, sources, src_vocab, tgt_vocab, beam_size=2, max_len=4)
-    assert all(set(o.split()) <= set(s.split()) for o, s in zip(beam, sources, strict=True))
 
 
 def test_config_from_dict_rebuilds_encoder_config():

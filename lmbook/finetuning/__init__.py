@@ -4,7 +4,7 @@
 section (notebook)                     module                                          recipe -> checkpoint
 =====================================  ==============================================  ==========================
 Text classification (05_finetuning)    ``lmbook.finetuning.classification``            ``classifier``
-Machine translation (05b_translation)  ``lmbook.finetuning.translation`` (+ its data)   ``translator``
+Machine translation (05b_translation)  ``lmbook.finetuning.translation``               ``translator``
 Question answering (05c_question_...)  ``lmbook.finetuning.qa``, ``...qa_data``        ``qa``
 all three: scores                      ``lmbook.finetuning.metrics``                   (none)
 =====================================  ==============================================  ==========================
@@ -49,18 +49,17 @@ from lmbook.finetuning.qa import (
 )
 from lmbook.finetuning.qa_data import QAExample, load_qa, qa_split_of
 from lmbook.finetuning.translation import (
-    ARTICLES,
-    TranslationPair,
-    WordVocab,
-    dictionary_baseline,
-    load_translation_pairs,
+    alignment_eval,
+    check_word_attention,
+    cross_attention_alignment,
     load_translator,
-    mirror_word,
+    piece_to_word_attention,
+    train_translation_tokenizer,
     translate,
-    translate_to_mirror,
     translation_batch,
-    translation_split,
+    translation_pairs,
     translator_eval,
+    word_pieces,
 )
 
 __all__ = [
@@ -68,8 +67,9 @@ __all__ = [
     "ClassifierConfig", "SequenceClassifier", "classification_batch", "classification_loss", "classifier_eval",
     "encode_articles", "freeze_encoder",
     # translation
-    "ARTICLES", "TranslationPair", "WordVocab", "dictionary_baseline", "load_translation_pairs", "load_translator",
-    "mirror_word", "translate", "translate_to_mirror", "translation_batch", "translation_split", "translator_eval",
+    "alignment_eval", "check_word_attention", "cross_attention_alignment", "load_translator",
+    "piece_to_word_attention", "train_translation_tokenizer", "translate", "translation_batch", "translation_pairs",
+    "translator_eval", "word_pieces",
     # question answering
     "QAExample", "QAFeature", "SpanQA", "SpanQAConfig", "baseline_answer", "best_span", "char_span_to_tokens",
     "check_best_span", "load_qa", "predict_answers", "qa_batch", "qa_eval_features", "qa_features", "qa_split_of",

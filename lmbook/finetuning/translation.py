@@ -1,226 +1,243 @@
 """Machine translation with the encoder-decoder Transformer (Chapter 5 (fine-tuning), section "Machine
 translation"; source sections 2.2 and 3.3).
 
-**Data** (:func:`load_translation_pairs`): no pip package ships a clean English-X parallel corpus
-that installs offline, so the chapter translates real English sentences with a fixed toy grammar
-("Mirror"): articles dropped, word order reversed within each clause, every word replaced by a
-made-up word from a deterministic lexicon, numbers copied. The gold word alignment comes with each
-pair, so cross-attention can be compared with the truth.
+**Data**: real English -> Spanish Bible verses (World English Bible / Reina-Valera 1909, both public
+domain) from :mod:`lmbook.corpora.bible`, split by book; every tagged word carries a Strong's number,
+which gives (noisy) gold word alignments.
 
-**Model**: ``lmbook.models.Transformer`` trained from scratch on word-level vocabularies
-(``WordVocab``); ``translate`` decodes greedily or with beam search and can copy unknown words
-through the cross-attention. ``translation_split``, ``dictionary_baseline``, ``load_translator``
-and ``translator_eval`` are what the ``translator`` recipe, its drift test and the notebook share.
+**Tokens**: one byte-level BPE (:class:`lmbook.tokenizers.BPETokenizer`) trained on the English and
+Spanish training verses together, so both sides share one vocabulary of a few thousand ids
+(:func:`train_translation_tokenizer`). Nothing is ever unknown: a name the model never saw is a few pieces.
+
+**Model**: ``lmbook.models.Transformer`` trained from scratch by the ``translator`` recipe
+(``lmbook/recipes/translate.py``). :func:`translate` decodes greedily or with beam search
+(``lmbook.generation``); :func:`translator_eval` scores with ``sacrebleu`` (BLEU and chrF, the field's
+reference implementations).
+
+**Alignment**: :func:`cross_attention_alignment` feeds the reference translation to the decoder (teacher
+forcing), reads one layer's cross-attention, turns BPE pieces back into the corpus's words
+(:func:`word_pieces`) and links each Spanish word to the English word it attends to most;
+:func:`alignment_eval` scores those links against the Strong's gold with the alignment error rate.
+:func:`check_word_attention` is the checker of the chapter's exercise on that step.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
-import random
-import re
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from lmbook.checkpointing import checkpoint_dir, load_checkpoint
-from lmbook.data import load_documents, pad_batch, split_sentences
-from lmbook.finetuning.metrics import corpus_bleu, sequence_exact_match
-from lmbook.tokenizers import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
+from lmbook.corpora.bible import BibleVerse, alignment_error_rate, tokenize
+from lmbook.data import pad_batch
+from lmbook.tokenizers import BOS_ID, EOS_ID, PAD_ID, BPETokenizer
 
-__all__ = ["ARTICLES", "TranslationPair", "WordVocab", "dictionary_baseline", "load_translation_pairs",
-           "load_translator", "mirror_word", "translate", "translate_to_mirror", "translation_batch",
-           "translation_split", "translator_eval"]  # fmt: skip
-
-
-# ----------------------------------------------------------------------------- data: English -> Mirror
-@dataclass(frozen=True)
-class TranslationPair:
-    """An English sentence, its "Mirror" translation, and the gold word alignment.
-
-    ``alignment`` holds (source word index, target word index) pairs over ``source.split()``
-    and ``target.split()``; dropped articles have no target word.
-    """
-
-    source: str
-    target: str
-    alignment: tuple[tuple[int, int], ...]
+__all__ = ["alignment_eval", "check_word_attention", "cross_attention_alignment", "load_translator",
+           "piece_to_word_attention", "train_translation_tokenizer", "translate", "translation_batch",
+           "translation_pairs", "translator_eval", "word_pieces"]  # fmt: skip
 
 
-_RE_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
-_ONSETS = "bdfgklmnprstvz"
-_VOWELS = "aeiou"
-ARTICLES = {"the", "a", "an"}
-_CLAUSE_BREAKS = {",", ";", ":"}
+# ----------------------------------------------------------------------------- tokens and batches
+def train_translation_tokenizer(verses, vocab_size: int = 4000) -> BPETokenizer:
+    """One byte-level BPE for both languages, trained on the English and the Spanish text of ``verses``."""
+    verses = list(verses)
+    if not verses:
+        raise ValueError("verses must hold at least one BibleVerse, got none")
+    return BPETokenizer.train([v.en for v in verses] + [v.es for v in verses], vocab_size)
 
 
-def mirror_word(word: str) -> str:
-    """The made-up "Mirror" word for an English word: 1-3 syllables chosen by a hash; numbers and punctuation kept."""
-    if not word[0].isalpha():
-        return word
-    h = hashlib.blake2b(word.encode(), digest_size=8).digest()
-    n_syllables = 2 + min(len(word), 8) // 5
-    return "".join(_ONSETS[h[2 * k] % len(_ONSETS)] + _VOWELS[h[2 * k + 1] % len(_VOWELS)]
-                   for k in range(n_syllables)) + ("n" if h[7] % 3 == 0 else "")
+def translation_pairs(verses, tokenizer: BPETokenizer, max_tokens: int | None = None) -> list[tuple[list, list]]:
+    """``(source ids, target ids)`` per verse (no special tokens); with ``max_tokens``, only verses whose
+    two sides both have at most that many BPE tokens."""
+    out = []
+    for v in verses:
+        s, t = tokenizer.encode(v.en), tokenizer.encode(v.es)
+        if max_tokens is None or max(len(s), len(t)) <= max_tokens:
+            out.append((s, t))
+    return out
 
 
-def translate_to_mirror(sentence: str) -> TranslationPair:
-    """Translate an English sentence with the Mirror grammar; returns tokens joined by spaces and the alignment."""
-    src = _RE_WORD.findall(sentence.lower())
-    tgt: list[str] = []
-    alignment: list[tuple[int, int]] = []
-    clause: list[int] = []
-
-    def flush() -> None:
-        for i in reversed(clause):  # word order reversed inside the clause
-            alignment.append((i, len(tgt)))
-            tgt.append(mirror_word(src[i]))
-        clause.clear()
-
-    for i, tok in enumerate(src):
-        if tok in ARTICLES:
-            continue
-        if tok in _CLAUSE_BREAKS or (not tok[0].isalnum() and i == len(src) - 1):
-            flush()
-            alignment.append((i, len(tgt)))
-            tgt.append(tok)
-        elif tok[0].isalnum():
-            clause.append(i)
-    flush()
-    return TranslationPair(" ".join(src), " ".join(tgt), tuple(sorted(alignment)))
-
-
-@functools.cache
-def load_translation_pairs(min_words: int = 4, max_words: int = 14,
-                           corpora: tuple[str, ...] = ("news", "wikipedia")) -> tuple[TranslationPair, ...]:
-    """English -> Mirror pairs from the real sentences of corpora in :data:`lmbook.data.CORPORA`.
-
-    Sentences with brackets or quotes are skipped; duplicates removed; order is the corpus order.
-    """
-    seen, pairs = set(), []
-    for doc in (d for name in corpora for d in load_documents(name)):
-        for sent in split_sentences(doc):
-            n = len(sent.split())
-            if min_words <= n <= max_words and not re.search(r"[()\[\]\"“”]", sent) and sent not in seen:
-                seen.add(sent)
-                pairs.append(translate_to_mirror(sent))
-    return tuple(pairs)
-
-
-# ----------------------------------------------------------------------------- vocabulary, batches, decoding
-class WordVocab:
-    """A word-level vocabulary for the translation chapter: ids 0..6 are the book's special tokens,
-    then one id per word; text is split on whitespace and unknown words become ``[UNK]``."""
-
-    def __init__(self, words) -> None:
-        self.itos = list(SPECIAL_TOKENS) + [w for w in words if w not in SPECIAL_TOKENS]
-        self.stoi = {w: i for i, w in enumerate(self.itos)}
-
-    @classmethod
-    def build(cls, texts, min_count: int = 1) -> WordVocab:
-        """Words seen at least ``min_count`` times, most frequent first (ties alphabetical)."""
-        counts = Counter(w for t in texts for w in t.split())
-        return cls(w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.itos)
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def encode(self, text: str) -> list[int]:
-        return [self.stoi.get(w, UNK_ID) for w in text.split()]
-
-    def decode(self, ids, skip_special_tokens: bool = True) -> str:
-        ids = ids.tolist() if hasattr(ids, "tolist") else ids
-        return " ".join(self.itos[i] for i in ids if not (skip_special_tokens and i < len(SPECIAL_TOKENS)))
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"format": "lmbook-words", "words": self.itos[len(SPECIAL_TOKENS):]}))
-
-    @classmethod
-    def load(cls, path: str | Path) -> WordVocab:
-        data = json.loads(Path(path).read_text())
-        if data.get("format") != "lmbook-words":
-            raise ValueError(f"{path}: 'format' must be 'lmbook-words', got {data.get('format')!r}")
-        return cls(data["words"])
-
-
-def translation_batch(pairs, src_vocab: WordVocab, tgt_vocab: WordVocab) -> dict[str, Tensor]:
-    """(source, target) text pairs -> ``src`` = x <eos>, ``tgt_in`` = <bos> y, ``targets`` = y <eos>, all padded."""
-    src, _ = pad_batch([[*src_vocab.encode(s), EOS_ID] for s, _ in pairs], PAD_ID)
-    tgt, _ = pad_batch([[BOS_ID, *tgt_vocab.encode(t), EOS_ID] for _, t in pairs], PAD_ID)
+def translation_batch(pairs) -> dict[str, Tensor]:
+    """(source ids, target ids) pairs -> ``src`` = x <eos>, ``tgt_in`` = <bos> y, ``targets`` = y <eos>, padded."""
+    src, _ = pad_batch([[*s, EOS_ID] for s, _ in pairs], PAD_ID)  # (B, S)
+    tgt, _ = pad_batch([[BOS_ID, *t, EOS_ID] for _, t in pairs], PAD_ID)  # (B, T + 1)
     return {"src": src, "tgt_in": tgt[:, :-1], "targets": tgt[:, 1:]}
 
 
-@torch.no_grad()
-def translate(model, sources: list[str], src_vocab: WordVocab, tgt_vocab: WordVocab, *, beam_size: int = 1,
-              max_len: int | None = None, replace_unk: bool = True) -> list[str]:  # fmt: skip
-    """Translate with greedy search (``beam_size=1``) or beam search (``lmbook.generation``).
+def _source_ids(sources: list[str], tokenizer: BPETokenizer, max_len: int) -> Tensor:
+    ids = [[*tokenizer.encode(s)[: max_len - 1], EOS_ID] for s in sources]
+    return pad_batch(ids, PAD_ID)[0]  # (B, S)
 
-    With ``replace_unk``, every ``[UNK]`` of the output is replaced by the source word it attends
-    to most (cross-attention averaged over layers and heads; Luong et al., 2015): that copies
-    numbers and names the vocabulary does not hold.
+
+# ----------------------------------------------------------------------------- decoding and scores
+@torch.no_grad()
+def translate(model, sources: list[str], tokenizer: BPETokenizer, *, beam_size: int = 1, max_len: int | None = None,
+              batch_size: int = 64) -> list[str]:  # fmt: skip
+    """Translate English strings with greedy search (``beam_size=1``) or beam search (``lmbook.generation``).
+
+    Sources longer than the model's ``max_len`` are cut; the output is at most ``max_len`` tokens
+    (default: twice the source length + 8, capped by the model's ``max_len``).
     """
     from lmbook.generation import beam_search, greedy_decode
 
-    src = translation_batch([(s, "") for s in sources], src_vocab, tgt_vocab)["src"]  # (B, S)
-    max_len = max_len or min(model.config.max_len, 2 * src.shape[1] + 4)
-    if beam_size == 1:
-        outs = list(greedy_decode(model, src, max_len, BOS_ID, EOS_ID))
-    else:
-        outs = [ids for ids, _ in beam_search(model, src, beam_size, max_len, BOS_ID, EOS_ID)]
+    if isinstance(sources, str):
+        raise TypeError("sources must be a list of English strings, not one string")
     results = []
-    for b, ids in enumerate(outs):
-        ids = ids.tolist()
-        ids = ids[: ids.index(EOS_ID)] if EOS_ID in ids else ids  # <bos> y_1 ... y_n
-        words = tgt_vocab.decode(ids[1:], skip_special_tokens=False).split()
-        if replace_unk and UNK_ID in ids and len(ids) > 1:
-            cross = model(src[b : b + 1], torch.tensor([ids]), need_weights=True).cross_attentions
-            src_words = sources[b].split()
-            attn = torch.stack(cross).mean((0, 2))[0, :, : len(src_words)]  # (T, S'): layers and heads averaged
-            words = [src_words[attn[t].argmax().item()] if w == SPECIAL_TOKENS[UNK_ID] else w
-                     for t, w in enumerate(words)]
-        results.append(" ".join(words))
+    for start in range(0, len(sources), batch_size):
+        src = _source_ids(sources[start : start + batch_size], tokenizer, model.config.max_len)  # (B, S)
+        n = max_len or min(model.config.max_len, 2 * src.shape[1] + 8)
+        if beam_size == 1:
+            outs = list(greedy_decode(model, src, n, BOS_ID, EOS_ID))
+        else:
+            outs = [ids for ids, _ in beam_search(model, src, beam_size, n, BOS_ID, EOS_ID)]
+        for ids in outs:
+            ids = ids.tolist()[1:]  # drop <bos>
+            results.append(tokenizer.decode(ids[: ids.index(EOS_ID)] if EOS_ID in ids else ids).strip())
     return results
 
 
-# ----------------------------------------------------------------------------- metrics
+def translator_eval(model, tokenizer: BPETokenizer, verses, *, beam_size: int = 1) -> dict:
+    """sacrebleu BLEU and chrF (0-100) of :func:`translate` on ``verses`` against their Spanish text;
+    also returns the ``hypotheses``."""
+    import sacrebleu
 
-
-# ----------------------------------------------------------------------------- split, baseline, evaluation
-def translation_split(n_test: int = 400, seed: int = 0):
-    """(train, test) lists of ``TranslationPair``: a fixed shuffle of all pairs, the first ``n_test`` held out."""
-    pairs = list(load_translation_pairs())
-    random.Random(seed).shuffle(pairs)
-    return pairs[n_test:], pairs[:n_test]
-
-
-def dictionary_baseline(train_pairs, sources: list[str]) -> list[str]:
-    """Word-by-word translation with the dictionary read off the training alignments, in English order:
-    articles dropped, unknown words copied. What a model knows without learning the word order."""
-    table: dict[str, Counter] = {}
-    for p in train_pairs:
-        s, t = p.source.split(), p.target.split()
-        for i, j in p.alignment:
-            table.setdefault(s[i], Counter())[t[j]] += 1
-    lexicon = {w: c.most_common(1)[0][0] for w, c in table.items()}
-    return [" ".join(lexicon.get(w, w) for w in s.split() if w not in ARTICLES) for s in sources]
+    verses = list(verses)
+    hyps = translate(model, [v.en for v in verses], tokenizer, beam_size=beam_size)
+    refs = [[v.es for v in verses]]
+    return {"bleu": sacrebleu.corpus_bleu(hyps, refs).score, "chrf": sacrebleu.corpus_chrf(hyps, refs).score,
+            "hypotheses": hyps}  # fmt: skip
 
 
 def load_translator(path: str | Path | None = None):
-    """(model, source vocab, target vocab) of the shipped translator checkpoint."""
+    """(model, tokenizer) of the shipped translator checkpoint (or of a recipe's ``--out`` folder)."""
     path = Path(path or checkpoint_dir("translator"))
-    return load_checkpoint(path), WordVocab.load(path / "source_vocab.json"), WordVocab.load(path / "target_vocab.json")
+    return load_checkpoint(path).eval(), BPETokenizer.load(path / "tokenizer.json")
 
 
-def translator_eval(model, src_vocab, tgt_vocab, pairs, beam_size: int = 1) -> dict[str, float]:
-    """BLEU (0-100) and exact match (%) of ``translate`` on ``pairs``."""
-    hyps = translate(model, [p.source for p in pairs], src_vocab, tgt_vocab, beam_size=beam_size)
-    refs = [p.target for p in pairs]
-    return {"bleu": 100 * corpus_bleu(hyps, refs), "exact_match": 100 * sequence_exact_match(hyps, refs)}
+# ----------------------------------------------------------------------------- cross-attention alignment
+def word_pieces(text: str, tokenizer: BPETokenizer) -> tuple[list[int], list[int]]:
+    """BPE ids of ``text`` and, for each piece, the index of the corpus word (``lmbook.corpora.tokenize``)
+    it belongs to, or -1 for a piece that is only whitespace.
+
+    Byte offsets decide: a piece belongs to the first word its bytes overlap (a piece like ``".”"``
+    that covers two punctuation tokens goes to the first of them).
+    """
+    import re
+
+    data = text.encode("utf-8")
+    spans, pos = [], 0  # byte span of each corpus word
+    for m in re.finditer(r"\w+(?:['’]\w+)*|[^\w\s]", text):
+        assert m.group() == tokenize(text)[len(spans)]
+        start = len(text[: m.start()].encode("utf-8"))
+        spans.append((start, start + len(m.group().encode("utf-8"))))
+    ids = tokenizer.encode(text)
+    owner, w = [], 0
+    for i in ids:
+        end = pos + len(tokenizer.vocab[i])
+        while w < len(spans) and spans[w][1] <= pos:
+            w += 1
+        owner.append(w if w < len(spans) and spans[w][0] < end else -1)
+        pos = end
+    assert pos == len(data)
+    return ids, owner
+
+
+def piece_to_word_attention(attn: Tensor, tgt_owner: list[int], src_owner: list[int], *,
+                            n_tgt_words: int | None = None, n_src_words: int | None = None) -> Tensor:  # fmt: skip
+    """Piece-level cross-attention (T pieces, S pieces) -> word-level (target words, source words).
+
+    A source word receives the *sum* of the attention on its pieces (it is a share of one distribution);
+    a target word gets the *mean* over its pieces' rows. Pieces owned by no word (-1) are dropped; a word
+    that owns no piece (see :func:`word_pieces`) gets zeros. The word counts default to the largest
+    owner index + 1.
+    """
+    if attn.dim() != 2 or attn.shape != (len(tgt_owner), len(src_owner)):
+        raise ValueError(f"attn must have shape (len(tgt_owner), len(src_owner)) = "
+                         f"{(len(tgt_owner), len(src_owner))}, got {tuple(attn.shape)}")  # fmt: skip
+    n_tgt = max(tgt_owner, default=-1) + 1 if n_tgt_words is None else n_tgt_words
+    n_src = max(src_owner, default=-1) + 1 if n_src_words is None else n_src_words
+    src_map = torch.zeros(len(src_owner), n_src)
+    for p, w in enumerate(src_owner):
+        if w >= 0:
+            src_map[p, w] = 1.0
+    tgt_map = torch.zeros(n_tgt, len(tgt_owner))
+    for p, w in enumerate(tgt_owner):
+        if w >= 0:
+            tgt_map[w, p] = 1.0
+    tgt_map = tgt_map / tgt_map.sum(1, keepdim=True).clamp(min=1)  # mean over a word's pieces
+    return tgt_map @ attn.float() @ src_map  # (words_es, words_en)
+
+
+@torch.no_grad()
+def cross_attention_alignment(model, tokenizer: BPETokenizer, verse: BibleVerse, *, layer: int = -1,
+                              shift: int = 1) -> tuple[Tensor, set[tuple[int, int]]]:  # fmt: skip
+    """Word-level cross-attention of ``verse`` under teacher forcing, and the links it predicts.
+
+    The decoder reads ``<bos> y``; with ``shift=1`` the row used for target piece ``y_t`` is the query
+    that *predicts* it (input position ``t``, whose input is ``y_{t-1}``), with ``shift=0`` the query
+    whose input is ``y_t``. Heads of ``layer`` are averaged. Returns ``(A, links)``: ``A`` is
+    (Spanish words, English words) from :func:`piece_to_word_attention`, ``links`` the pairs
+    ``(i_en, j_es)`` linking every Spanish word that owns a piece to its most-attended English word.
+    """
+    src_ids, src_owner = word_pieces(verse.en, tokenizer)
+    tgt_ids, tgt_owner = word_pieces(verse.es, tokenizer)
+    n = model.config.max_len - 1
+    src_ids, src_owner, tgt_ids, tgt_owner = src_ids[:n], src_owner[:n], tgt_ids[:n], tgt_owner[:n]
+    src = torch.tensor([[*src_ids, EOS_ID]])  # (1, S + 1)
+    tgt_in = torch.tensor([[BOS_ID, *tgt_ids]])  # (1, T + 1)
+    model.eval()
+    cross = model(src, tgt_in, need_weights=True).cross_attentions[layer][0].mean(0)  # (T + 1, S + 1): heads averaged
+    rows = cross[shift - 1 : len(tgt_ids) + shift - 1] if shift else cross[1:]  # one row per target piece
+    A = piece_to_word_attention(rows[:, : len(src_ids)], tgt_owner, src_owner,  # <eos> column dropped
+                                n_tgt_words=len(tokenize(verse.es)), n_src_words=len(tokenize(verse.en)))  # fmt: skip
+    links = {(int(A[j].argmax()), j) for j in set(tgt_owner) - {-1}} if A.shape[1] else set()
+    return A, links
+
+
+def alignment_eval(model, tokenizer: BPETokenizer, verses, *, layer: int = -1, shift: int = 1,
+                   tagged_only: bool = True) -> dict:  # fmt: skip
+    """Alignment error rate of :func:`cross_attention_alignment` against the Strong's gold, over the verses
+    that have gold links. With ``tagged_only`` only Spanish words that carry a Strong's number are linked
+    (the gold says nothing about the others: punctuation, most articles); otherwise every Spanish word."""
+    pred, gold, n = set(), set(), 0
+    for k, v in enumerate(verses):
+        if not v.alignments:
+            continue
+        n += 1
+        tagged = {j for j, _ in v.es_strongs}
+        _, links = cross_attention_alignment(model, tokenizer, v, layer=layer, shift=shift)
+        pred |= {(k, i, j) for i, j in links if j in tagged or not tagged_only}
+        gold |= {(k, i, j) for i, j in v.alignments}
+    precision = len(pred & gold) / max(1, len(pred))
+    recall = len(pred & gold) / max(1, len(gold))
+    return {"aer": alignment_error_rate(pred, gold), "precision": precision, "recall": recall, "verses": n}
+
+
+def check_word_attention(fn) -> str:
+    """Checker for the chapter's exercise: ``fn(attn, tgt_owner, src_owner)`` should turn piece-level
+    cross-attention into word-level attention like :func:`piece_to_word_attention` (sum over a source
+    word's pieces, mean over a target word's pieces, whitespace pieces dropped).
+
+    Returns ``"correct"`` or raises ``AssertionError`` saying what is wrong.
+    """
+    g = torch.Generator().manual_seed(0)
+    attn = torch.rand(5, 6, generator=g).softmax(-1)  # (T pieces, S pieces)
+    tgt_owner, src_owner = [0, 0, 1, -1, 2], [0, 1, 1, 1, -1, 2]
+    want = piece_to_word_attention(attn, tgt_owner, src_owner)
+    got = fn(attn, tgt_owner, src_owner)
+    if not isinstance(got, Tensor):
+        raise AssertionError(f"fn must return a tensor, got {type(got).__name__}")
+    if tuple(got.shape) != tuple(want.shape):
+        raise AssertionError(f"shape {tuple(got.shape)}, expected {tuple(want.shape)} = (target words, source words)")
+    if torch.allclose(got, want, atol=1e-5):
+        return "correct"
+    hint = "the rows should still sum to about 1 where no source piece was dropped"
+    src_mean = want * torch.tensor([1.0, 1 / 3, 1.0])  # word 1 has three pieces
+    if torch.allclose(got, src_mean, atol=1e-5):
+        hint = "a source word's share is the SUM of its pieces' attention, not their mean"
+    elif torch.allclose(got[1:], want[1:], atol=1e-5):
+        hint = "target word 0 has two pieces (rows 0 and 1): average them, do not take one or add them"
+    elif torch.allclose(got[:, :2], want[:, :2], atol=1e-5):
+        hint = "source word 2 is piece 5: a whitespace piece (-1, piece 4) must be skipped, not counted"
+    raise AssertionError(f"values differ from the reference (max error {(got - want).abs().max():.3f}): {hint}")

@@ -1,13 +1,13 @@
 """Chapter 5 recipes: the fine-tuned checkpoints shipped in ``lmbook/checkpoints/``.
 
-    python -m lmbook.recipes translator   # Transformer English -> Mirror, from scratch (~6 min, 1 core)
     python -m lmbook.recipes classifier   # BBC News topics: pretrained / scratch / frozen / MLM-only (~4 min)
     python -m lmbook.recipes qa           # extractive QA (SpanQA): pretrained / scratch (~6 min)
+    (the translator's recipe is lmbook/recipes/translate.py)
 
 Each recipe is deterministic (seeded, one thread), trains, evaluates on held-out data against
 a trivial baseline, and writes ``model.safetensors`` + ``config.json`` (with the metrics) via
 ``lmbook.checkpointing.save_checkpoint``. The evaluation data, baselines and loaders they use live in
-``lmbook.finetuning`` (``translation_split``, ``classifier_eval``, ``qa_eval_features``, ...), so that
+``lmbook.finetuning`` (``classifier_eval``, ``qa_eval_features``, ...), so that
 ``tests/test_checkpoints_finetune.py`` and the notebooks re-measure the shipped numbers with the same code.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import random
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -25,31 +24,24 @@ from lmbook.checkpointing import checkpoint_dir, load_pretrained, save_checkpoin
 from lmbook.finetuning import (
     SequenceClassifier,
     SpanQA,
-    WordVocab,
     baseline_answer,
     classification_batch,
     classification_loss,
     classifier_eval,
     confusion_matrix,
-    corpus_bleu,
-    dictionary_baseline,
     encode_articles,
     freeze_encoder,
     predict_answers,
     qa_batch,
     qa_eval_features,
     qa_metrics,
-    sequence_exact_match,
     span_loss,
-    translation_batch,
-    translation_split,
-    translator_eval,
 )
-from lmbook.models import Encoder, Transformer, TransformerConfig
+from lmbook.models import Encoder
 from lmbook.recipes import _setup
 from lmbook.training import count_parameters, train
 
-__all__ = ["classifier", "qa", "translator"]
+__all__ = ["classifier", "qa"]
 
 
 def _command(name: str) -> str:
@@ -104,62 +96,6 @@ def _bucketed_sampler(items: list, batch_size: int, make_batch, seed: int, lengt
         return make_batch([items[k] for k in queue.pop()])
 
     return batch
-
-
-# ----------------------------------------------------------------------------- translation
-def translator(out_dir: str | Path | None = None, *, steps: int = 2000, batch_size: int = 32, d_model: int = 64,
-               layers: int = 2, min_count: int = 2, lr: float = 3e-3, dropout: float = 0.0, norm_first: bool = True,
-               beam_size: int = 4, n_beam_eval: int = 100, seed: int = 0) -> dict:  # fmt: skip
-    """Train the English -> Mirror encoder-decoder from scratch and save it with its vocabularies."""
-    _setup(seed)
-    out_dir = Path(out_dir or checkpoint_dir("translator"))
-    train_pairs, test_pairs = translation_split(seed=seed)
-    src_vocab = WordVocab.build([p.source for p in train_pairs], min_count)
-    tgt_vocab = WordVocab.build([p.target for p in train_pairs], min_count)
-    config = TransformerConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), max_len=64,
-                               n_encoder_layers=layers, n_decoder_layers=layers, n_heads=4, d_model=d_model,
-                               d_ff=4 * d_model, dropout=dropout, norm_first=norm_first)  # fmt: skip
-    model = Transformer(config)
-    items = [(p.source, p.target) for p in train_pairs]
-    batches = _sampler(items, batch_size, lambda b: translation_batch(b, src_vocab, tgt_vocab), seed)
-    history = train(model, batches, lambda m, b: m(b["src"], b["tgt_in"], b["targets"]).loss, steps=steps, lr=lr,
-                    warmup_steps=steps // 20, seed=seed, progress=False, log_every=50)  # fmt: skip
-    model.eval()
-    start = time.perf_counter()
-    greedy = translator_eval(model, src_vocab, tgt_vocab, test_pairs)
-    subset = test_pairs[:n_beam_eval]
-    greedy_sub = translator_eval(model, src_vocab, tgt_vocab, subset)
-    beam_sub = translator_eval(model, src_vocab, tgt_vocab, subset, beam_size)
-    refs = [p.target for p in test_pairs]
-    copy = [p.source for p in test_pairs]
-    word = dictionary_baseline(train_pairs, [p.source for p in test_pairs])
-    known = [p for p in test_pairs if all(w in tgt_vocab.stoi for w in p.target.split())]
-    metrics = {
-        "test_bleu_greedy": greedy["bleu"], "test_exact_match_greedy": greedy["exact_match"],
-        f"test{n_beam_eval}_bleu_greedy": greedy_sub["bleu"],
-        f"test{n_beam_eval}_exact_match_greedy": greedy_sub["exact_match"],
-        f"test{n_beam_eval}_bleu_beam{beam_size}": beam_sub["bleu"],
-        f"test{n_beam_eval}_exact_match_beam{beam_size}": beam_sub["exact_match"],
-        "baseline_copy_bleu": 100 * corpus_bleu(copy, refs),
-        "baseline_dictionary_bleu": 100 * corpus_bleu(word, refs),
-        "baseline_dictionary_exact_match": 100 * sequence_exact_match(word, refs),
-        "test_in_vocab_sentences": len(known),
-        "test_in_vocab_exact_match_greedy": translator_eval(model, src_vocab, tgt_vocab, known)["exact_match"],
-        "test_target_oov_rate": 100 * sum(w not in tgt_vocab.stoi for r in refs for w in r.split())
-        / sum(len(r.split()) for r in refs),
-        "final_train_loss": history.train_loss[-1], "train_seconds": history.elapsed_s,
-        "eval_seconds": time.perf_counter() - start, "steps": steps, "parameters": count_parameters(model),
-    }  # fmt: skip
-    extra = {"command": _command("translator"), "data": f"lmbook.finetuning.load_translation_pairs(): "
-             f"{len(train_pairs)} train / {len(test_pairs)} test pairs (translation_split(seed={seed}))",
-             "recipe": dict(steps=steps, batch_size=batch_size, d_model=d_model, layers=layers, min_count=min_count,
-                            lr=lr, dropout=dropout, norm_first=norm_first, beam_size=beam_size,
-                            n_beam_eval=n_beam_eval, seed=seed),
-             "history": {"steps": history.steps, "train_loss": history.train_loss}}  # fmt: skip
-    save_checkpoint(model, out_dir, metrics=metrics, extra=extra)
-    src_vocab.save(out_dir / "source_vocab.json")
-    tgt_vocab.save(out_dir / "target_vocab.json")
-    return metrics
 
 
 # ----------------------------------------------------------------------------- classification
