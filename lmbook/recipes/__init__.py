@@ -41,6 +41,9 @@ RECIPES: dict[str, str] = {
     "classifier": "lmbook.recipes.finetune:classifier",
     "translator": "lmbook.recipes.translate:translator",
     "qa": "lmbook.recipes.finetune:qa",
+    # Chapter 5, sentiment in Chinese (lmbook/recipes/chinese.py)
+    "encoder-zh": "lmbook.recipes.chinese:encoder_zh",
+    "sentiment-zh": "lmbook.recipes.chinese:sentiment_zh",
 }
 """Recipe name -> ``"module:function"``; the name is also the checkpoint folder's name."""
 
