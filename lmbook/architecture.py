@@ -1,7 +1,7 @@
-"""Helpers for Chapter 2 (architecture; source sections 2.1, 3.1, 4.2, 4.3).
+"""Helpers for the architecture chapter (book: sec-architecture; source sections 2.1, 3.1, 4.2, 4.3).
 
 * ``DeepStack``: a deep causal stack of ``lmbook.layers.EncoderLayer`` blocks whose residual
-  connections and layer norms can be switched off, for the experiment of Section 2.4
+  connections and layer norms can be switched off, for the experiment of (book: sec-architecture-residual-layernorm)
   ("residual connections prevent vanishing gradients; layer normalisation speeds up
   training"), and ``STACK_VARIANTS``, the five wirings compared there.
 * ``layer_gradient_norms``: the gradient norm of each block's parameters after ``backward()``.
@@ -28,7 +28,7 @@ STACK_VARIANTS: dict[str, dict[str, bool]] = {
     "no layer norm": dict(residual=True, use_layer_norm=False, norm_first=False),
     "neither": dict(residual=False, use_layer_norm=False, norm_first=False),
 }
-"""Name -> the ``EncoderLayer`` switches of each wiring compared in Section 2.4."""
+"""Name -> the ``EncoderLayer`` switches of each wiring compared in (book: sec-architecture-residual-layernorm)."""
 
 
 class DeepStack(nn.Module):
@@ -78,7 +78,9 @@ def layer_gradient_norms(model: DeepStack) -> list[float]:
 
 
 def check_sinusoidal_encoding(fn: Callable[[int, int], Tensor]) -> str:
-    """Check a reader's ``fn(n_positions, d_model) -> (n_positions, d_model)`` sinusoidal table (Chapter 2, exercise 1).
+    """Check a reader's ``fn(n_positions, d_model) -> (n_positions, d_model)`` sinusoidal table.
+
+    (book: sec-architecture-exercises)
 
     Raises AssertionError saying what differs from ``lmbook.layers.sinusoidal_encoding``.
     """

@@ -1,4 +1,4 @@
-"""Attention, by the numbers (Chapter 3, source sections 4.1 and 3.1 step 3).
+"""Attention, by the numbers (book: sec-attention; source sections 4.1 and 3.1 step 3).
 
 Scaled dot-product attention mixes the value vectors of a sequence with weights
 that say how well each query matches each key:
@@ -65,7 +65,7 @@ def _check_finite(name: str, t: Tensor) -> None:
 
 
 def causal_mask(len_q: int, len_k: int | None = None, device=None) -> Tensor:
-    """Boolean (L_q, L_k) mask, ``True`` where query i may see key j (Section 3.3).
+    """Boolean (L_q, L_k) mask, ``True`` where query i may see key j (book: sec-attention-masks).
 
     Query i sits at position ``len_k - len_q + i``, so the mask stays correct when
     new queries attend to a longer key/value cache (bottom-right alignment).
@@ -158,7 +158,7 @@ def scaled_dot_product_attention(
     training: bool = False,
     need_weights: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
-    """softmax(Q Kᵀ / (√d_k · temperature) + mask) V  (Section 3.2).
+    """softmax(Q Kᵀ / (√d_k · temperature) + mask) V  (book: sec-attention-scaling).
 
     Args:
         query: (..., L_q, d_k) float tensor.
@@ -243,7 +243,7 @@ class KVCache:
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention (Section 3.4): split into heads, attend, merge.
+    """Multi-head attention (book: sec-attention-multi-head): split into heads, attend, merge.
 
     Each of ``n_heads`` heads attends in its own ``d_model // n_heads``-wide subspace;
     their outputs are concatenated and mixed by ``out_proj``.
@@ -351,7 +351,9 @@ class MultiHeadAttention(nn.Module):
                 f"(B, 1, L_q, L_k), or a 2-D (L_q, L_k) mask shared by every row"
             )
         if mask.dim() not in (2, 4):
-            raise ValueError(f"mask must be 2-D (L_q, L_k) or 4-D (B, n_heads, L_q, L_k), got shape {tuple(mask.shape)}")
+            raise ValueError(
+                f"mask must be 2-D (L_q, L_k) or 4-D (B, n_heads, L_q, L_k), got shape {tuple(mask.shape)}"
+            )
         if mask.dim() == 4 and (mask.shape[0] not in (1, batch) or mask.shape[1] not in (1, self.n_heads)):
             raise ValueError(
                 f"mask has shape {tuple(mask.shape)} but needs (B={batch} or 1, n_heads={self.n_heads} or 1, L_q, L_k)"
@@ -378,7 +380,7 @@ class MultiHeadAttention(nn.Module):
 
 def check_attention(fn, *, seed: int = 0) -> str:
     """Exercise checker: compare a reader's ``fn(q, k, v, mask=None) -> (output, weights)``
-    with :func:`scaled_dot_product_attention` and say what is wrong (Chapter 3, exercise 1).
+    with :func:`scaled_dot_product_attention` and say what is wrong (book: sec-attention-exercises).
 
     Raises:
         AssertionError: with a message that names the first failing case.

@@ -1,4 +1,4 @@
-"""Four generations of language models on one corpus (Chapter 1, source sections 1.1-1.3).
+"""Four generations of language models on one corpus (book: sec-background-four-generations; source sections 1.1-1.3).
 
 Every model here answers the same question -- *how likely is the next token?* -- through
 one interface, so that Chapter 1 can put them side by side:
@@ -15,7 +15,7 @@ one interface, so that Chapter 1 can put them side by side:
 * ``TransformerLM``: wraps an ``lmbook.models.Decoder`` (a small GPT) in the same interface.
 
 Perplexity, ``exp(-mean log p)``, is the effective number of tokens the model hesitates
-between; lower is better. The last part measures *vocabulary drift* (section 1.3): the
+between; lower is better. The last part measures *vocabulary drift* (book: sec-background-language-changes): the
 share of words in new text that a fixed word list has never seen.
 """
 
@@ -40,7 +40,7 @@ __all__ = [
 
 
 def perplexity_from_log_probs(log_probs: Tensor | Sequence[float]) -> float:
-    """exp(-mean(log_probs)) for natural-log token probabilities (Section 1.2)."""
+    """exp(-mean(log_probs)) for natural-log token probabilities (book: sec-background-four-generations)."""
     lp = torch.as_tensor(log_probs, dtype=torch.float64)
     if lp.numel() == 0:
         raise ValueError("log_probs is empty; perplexity needs at least one token")
@@ -71,11 +71,13 @@ DEFAULT_RULES: dict[str, list[str]] = {
     " was": [" a", " the"], " the": [" first", " world", " same"], " a": [" new", " large"],
     " and": [" the"], " United": [" States", " Kingdom"], " such": [" as"],
 }
-"""Hand-written rules: previous piece -> likely next pieces (Section 1.1's rule-based NLP)."""
+"""Hand-written rules: previous piece -> likely next pieces (rule-based NLP, book: sec-background-four-generations)."""
 
 
 class RuleBasedLM(_LM):
-    """Hand-written next-token rules; uniform over the vocabulary where no rule fires (Section 1.1).
+    """Hand-written next-token rules; uniform over the vocabulary where no rule fires.
+
+    (book: sec-background-four-generations)
 
     A rule system says *what* comes next, not *how likely*; to score it we give the rule's
     suggestions ``confidence`` of the probability (split evenly) and spread the rest uniformly.
@@ -125,7 +127,9 @@ class RuleBasedLM(_LM):
 
 
 class NGramLM(_LM):
-    """Interpolated Kneser-Ney n-gram model (Section 1.1's statistical NLP; Chen & Goodman, 1999).
+    """Interpolated Kneser-Ney n-gram model (statistical NLP; Chen & Goodman, 1999).
+
+    (book: sec-background-four-generations)
 
     p(w | h) = max(c(h, w) - D, 0) / c(h)  +  D * N(h •) / c(h) * p(w | h minus its first token)
 
@@ -251,7 +255,7 @@ class MLPLM(nn.Module, _LM):
 
 
 class TransformerLM(_LM):
-    """An ``lmbook.models.Decoder`` behind the same interface (Section 1.2).
+    """An ``lmbook.models.Decoder`` behind the same interface (book: sec-background-four-generations).
 
     ``token_log_probs`` slides a window of ``max_len`` tokens with half-window steps, so every
     token after the first window is scored with at least ``max_len // 2`` tokens of context.
@@ -302,7 +306,7 @@ def sample_text(lm, tokenizer, prompt: str, n_tokens: int = 30, *, seed: int = 0
     return tokenizer.decode(ids[start:], skip_special_tokens=True)
 
 
-# --------------------------------------------------------------------------- vocabulary drift (Section 1.3)
+# ------------------------------------------------------------ vocabulary drift (book: sec-background-language-changes)
 
 _RE_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 
@@ -336,7 +340,7 @@ def word_level_tokens(text: str, vocabulary: set[str]) -> list[str]:
 
 
 def check_perplexity(fn: Callable) -> str:
-    """Check a reader's ``fn(log_probs) -> perplexity`` (Chapter 1, exercise 1).
+    """Check a reader's ``fn(log_probs) -> perplexity`` (book: sec-background-exercises).
 
     Raises AssertionError saying what is wrong.
 

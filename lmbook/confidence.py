@@ -3,8 +3,7 @@
 A test set of a few hundred examples gives an accuracy with an error bar of several points:
 one more right answer out of 200 moves it by half a point, and a different draw of the test
 examples by much more. Whenever the book compares two prompts or two models on the same
-examples it reports these intervals (Chapter 6a (prompting), section "How much does the
-wording matter?"), so that a reader can tell a difference from noise.
+examples it reports these intervals (book: sec-prompting-wording), so that a reader can tell a difference from noise.
 
 Example:
     >>> lo, hi = wilson_interval(45, 100)

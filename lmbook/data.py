@@ -399,7 +399,7 @@ def majority_baseline_accuracy(train, test) -> float:
 
 
 def make_nsp_pairs(documents, n: int, seed: int = 0) -> list[tuple[str, str, int]]:
-    """Next-sentence-prediction pairs (chapter 4, section 3.2): (sentence A, sentence B, is_next).
+    """Next-sentence-prediction pairs (book: sec-pretraining-nsp): (sentence A, sentence B, is_next).
 
     Exactly ``n // 2`` pairs have ``is_next = 1``: B is the sentence after A in the same
     document. The other pairs take B at random from a *different* document, as BERT did.

@@ -1,4 +1,6 @@
-"""Turning next-token distributions into text (Chapter 5, source section 4.5 and Chapter 3).
+"""Turning next-token distributions into text (book: sec-pretraining-causal-lm, sec-prompting-sampling).
+
+Source section 4.5.
 
 A language model gives, for every prefix, logits over the vocabulary. Decoding is
 the loop around it: pick a token, append it, ask again. How we pick shapes the text:
@@ -96,7 +98,9 @@ def generate(
     generator: torch.Generator | None = None,
     eos_id: int | None = None,
 ) -> Tensor:
-    """Continue ``input_ids`` (B, T) or (T,) by ``max_new_tokens`` tokens with a ``Decoder`` (Chapter 5).
+    """Continue ``input_ids`` (B, T) or (T,) by ``max_new_tokens`` tokens with a ``Decoder``.
+
+    (book: sec-pretraining-causal-lm)
 
     Runs in eval mode without gradients (the model's mode is restored afterwards). When the
     context would outgrow ``max_len`` only the last ``max_len`` tokens are fed, as in nanoGPT;
@@ -209,7 +213,7 @@ def beam_search(
     length_penalty: float = 1.0,
     src_mask: Tensor | None = None,
 ) -> list[tuple[Tensor, float]]:
-    """Beam search for each source sentence in src (B, S) (Chapter 5).
+    """Beam search for each source sentence in src (B, S) (book: sec-translation-dictionary).
 
     Keeps the ``beam_size`` highest-scoring prefixes (sum of log-probabilities). A prefix
     that emits ``eos_id`` is finished; finished outputs are ranked by

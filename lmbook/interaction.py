@@ -1,4 +1,4 @@
-"""Learning from user feedback: rewards, REINFORCE with a KL penalty, DPO (Chapter 6, Section 6.3).
+"""Learning from user feedback: rewards, REINFORCE with a KL penalty, DPO (book: sec-feedback).
 
 A deployed model meets people who like some replies and not others. This module turns
 that feedback into training signal for a ``Decoder`` (source sections 1.3 and 2.3):
@@ -102,7 +102,7 @@ def dpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,
 # ----------------------------------------------------------------------------- simulated users
 @dataclass
 class SimulatedUser:
-    """A stand-in for a person with a stated preference (Section 6.3).
+    """A stand-in for a person with a stated preference (book: sec-feedback-user).
 
     Args:
         name: a short name for plots.
@@ -185,7 +185,7 @@ def evaluate_policy(policy, reference, prompt_ids, user: SimulatedUser, decode: 
 def train_reinforce(policy, reference, prompt_ids, user: SimulatedUser, decode: Callable, *, steps: int = 40,
                     batch_size: int = 16, max_new_tokens: int = 16, lr: float = 1e-3, beta: float = 0.1,
                     seed: int = 0) -> dict:  # fmt: skip
-    """REINFORCE with a batch-mean baseline and a KL penalty (Section 6.3); trains ``policy`` in place.
+    """REINFORCE with a batch-mean baseline and a KL penalty (book: sec-feedback-reinforce); trains ``policy`` in place.
 
     Each step samples ``batch_size`` replies, scores them with ``user``, and takes one Adam step
     on ``reinforce_loss(..., baseline=mean reward) + beta * KL``. Returns per-step lists
@@ -231,7 +231,7 @@ def preference_pairs(model, prompt_ids, user: SimulatedUser, decode: Callable, n
 
 def train_dpo(policy, reference, chosen: Tensor, rejected: Tensor, prompt_len: int, *, steps: int = 40,
               batch_size: int = 16, lr: float = 1e-3, beta: float = 0.1, seed: int = 0) -> dict:  # fmt: skip
-    """DPO on preference pairs (Section 6.3); trains ``policy`` in place.
+    """DPO on preference pairs (book: sec-feedback-dpo); trains ``policy`` in place.
 
     Returns per-step lists ``{"step", "loss", "margin", "accuracy"}``; accuracy is the fraction
     of the batch whose margin is positive (the policy ranks the pair as the user did).
@@ -261,7 +261,7 @@ def train_dpo(policy, reference, chosen: Tensor, rejected: Tensor, prompt_len: i
 # ----------------------------------------------------------------------------- the live loop
 @dataclass
 class FeedbackSession:
-    """Generate → 👍/👎 → a policy-gradient step → generate again (Chapter 6c, section "The live loop").
+    """Generate → 👍/👎 → a policy-gradient step → generate again (book: sec-feedback-live-loop).
 
     The policy starts as a copy of ``model``; another, frozen copy is the reference of the KL
     penalty (``model`` itself is not touched). A 👍 is reward 1, a 👎 reward 0.

@@ -1,4 +1,4 @@
-"""The building blocks of a Transformer (Chapter 2, source section 4.3; Chapter 3).
+"""The building blocks of a Transformer (book: sec-architecture, sec-attention; source section 4.3).
 
 A Transformer is a stack of identical *blocks*. Each block has sublayers --
 self-attention, (in a decoder) cross-attention over the encoder's output, and a
@@ -46,7 +46,10 @@ def _activation(name: str):
 
 
 class TokenEmbedding(nn.Module):
-    """Token ids (B, T) -> vectors (B, T, d); optionally times √d_model as in the 2017 paper (Section 2.1)."""
+    """Token ids (B, T) -> vectors (B, T, d); optionally times √d_model as in the 2017 paper.
+
+    (book: sec-architecture-five-steps)
+    """
 
     def __init__(self, vocab_size: int, d_model: int, *, scale: bool = False, padding_idx: int | None = None) -> None:
         super().__init__()
@@ -71,7 +74,7 @@ class TokenEmbedding(nn.Module):
 
 
 def sinusoidal_encoding(n_positions: int, d_model: int) -> Tensor:
-    """The fixed (n_positions, d_model) table of the 2017 paper (Section 2.2).
+    """The fixed (n_positions, d_model) table of the 2017 paper (book: sec-architecture-positional-encoding).
 
     PE[pos, 2i] = sin(pos / 10000^(2i/d)),  PE[pos, 2i+1] = cos(pos / 10000^(2i/d)).
     Each pair of columns is a clock ticking at its own frequency, so a fixed
@@ -95,7 +98,10 @@ def _check_length(start: int, T: int, max_len: int) -> None:
 
 
 class SinusoidalPositionalEncoding(nn.Module):
-    """x + PE[start : start + T] with the fixed sinusoidal table kept as a buffer (Section 2.2)."""
+    """x + PE[start : start + T] with the fixed sinusoidal table kept as a buffer.
+
+    (book: sec-architecture-positional-encoding)
+    """
 
     def __init__(self, d_model: int, max_len: int = 5000) -> None:
         super().__init__()
@@ -109,7 +115,10 @@ class SinusoidalPositionalEncoding(nn.Module):
 
 
 class LearnedPositionalEncoding(nn.Module):
-    """x + P[start : start + T] with a learned (max_len, d) table, as in BERT and GPT (Section 2.2)."""
+    """x + P[start : start + T] with a learned (max_len, d) table, as in BERT and GPT.
+
+    (book: sec-architecture-positional-encoding)
+    """
 
     def __init__(self, max_len: int, d_model: int) -> None:
         super().__init__()
@@ -128,7 +137,10 @@ class LearnedPositionalEncoding(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Position-wise FFN(x) = W2 · act(W1 x + b1) + b2, applied to each token alone (Section 2.3)."""
+    """Position-wise FFN(x) = W2 · act(W1 x + b1) + b2, applied to each token alone.
+
+    (book: sec-architecture-five-steps)
+    """
 
     def __init__(self, d_model: int, d_ff: int, *, dropout: float = 0.0, activation: str = "relu") -> None:
         super().__init__()
@@ -165,11 +177,11 @@ class _Block(nn.Module):
 
 
 class EncoderLayer(_Block):
-    """Self-attention + feed-forward, each with residual and LayerNorm (Section 2.4).
+    """Self-attention + feed-forward, each with residual and LayerNorm (book: sec-architecture-five-steps).
 
     ``norm_first=False`` is the post-LN block of the 2017 paper and BERT; ``True`` is the
     pre-LN block of GPT-2. ``residual=False`` and ``use_layer_norm=False`` remove the
-    skip connections or the normalisation, for Chapter 2's deep-stack experiment.
+    skip connections or the normalisation, for the deep-stack experiment (book: sec-architecture-residual-layernorm).
     ``forward(x, causal=True)`` turns it into a decoder-only block without cross-attention.
     """
 
@@ -222,10 +234,10 @@ class EncoderLayer(_Block):
 
 
 class DecoderLayer(_Block):
-    """Masked self-attention + cross-attention over the encoder output + feed-forward (Section 2.4).
+    """Masked self-attention + cross-attention over the encoder output + feed-forward (book: sec-architecture-decoder).
 
     ``cross_attention=False`` drops the middle sublayer: the GPT-style decoder-only block.
-    The self-attention is causal by default and can append to a ``KVCache`` (Chapter 5).
+    The self-attention is causal by default and can append to a ``KVCache`` (book: sec-pretraining-causal-lm).
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Low-rank adapters (LoRA) for adapting a pretrained model cheaply (Chapter 6, Section 6.2).
+"""Low-rank adapters (LoRA) for adapting a pretrained model cheaply (book: sec-adaptation-lora).
 
 Full fine-tuning updates every weight of a pretrained model. LoRA (Hu et al., 2021)
 freezes them all and learns, beside each chosen linear layer ``W`` (shape d_out x d_in),
@@ -32,7 +32,7 @@ DEFAULT_TARGETS = ("q_proj", "v_proj")
 
 
 class LoRALinear(nn.Module):
-    """A frozen ``nn.Linear`` plus a trainable low-rank correction ``(alpha / r) B A`` (Section 6.2).
+    """A frozen ``nn.Linear`` plus a trainable low-rank correction ``(alpha / r) B A`` (book: sec-adaptation-lora).
 
     Args:
         base: the pretrained linear layer (its weight and bias are frozen, not copied).
@@ -147,7 +147,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
 
 
 def check_lora(lora_cls, r: int = 4, alpha: float = 8.0) -> str:
-    """Check a learner's LoRA layer ``lora_cls(base, r, alpha)`` (Chapter 6b, exercise 1).
+    """Check a learner's LoRA layer ``lora_cls(base, r, alpha)`` (book: sec-adaptation-exercises).
 
     It must keep ``base`` frozen, hold trainable ``lora_A`` (r, d_in) and ``lora_B`` (d_out, r),
     start exactly at ``base`` (B = 0), and compute ``base(x) + (alpha / r) x Aᵀ Bᵀ``. Raises an

@@ -1,4 +1,4 @@
-"""BERT's 80/10/10 masking rule (Chapter 4 (pretraining), section "Masked language modelling"; source
+"""BERT's 80/10/10 masking rule (book: sec-pretraining-mlm; source
 section 3.2), how to count its branches, and the exercise checker for a reader's own version.
 
 ``mask_tokens_for_mlm`` picks the prediction targets; ``mlm_category_counts`` says how many tokens fell
@@ -38,7 +38,7 @@ def _check_ids(input_ids, vocab_size) -> torch.Tensor:
 def mask_tokens_for_mlm(input_ids: torch.Tensor | list, *, vocab_size: int, mask_id: int, special_ids,
                         mlm_probability: float = 0.15, generator: torch.Generator | None = None,
                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT's masking (Chapter 4 (pretraining), section "Masked language modelling"): select ~15 % of tokens.
+    """BERT's masking (book: sec-pretraining-mlm): select ~15 % of tokens.
 
     Of the selected tokens 80 % become ``mask_id``, 10 % a random non-special token and
     10 % stay unchanged, so the model cannot learn that only ``[MASK]`` needs predicting.
@@ -101,7 +101,7 @@ def _fail(message: str) -> None:
 
 def check_mlm_masking(fn, *, vocab_size: int = 500, mask_id: int = 4, special_ids=(0, 1, 2, 3, 4, 5, 6)) -> str:
     """Check a masking function ``fn(input_ids, vocab_size=, mask_id=, special_ids=, mlm_probability=, generator=)``
-    that returns ``(masked_ids, labels)`` like :func:`mask_tokens_for_mlm` (Chapter 4 (pretraining), exercise 1).
+    that returns ``(masked_ids, labels)`` like :func:`mask_tokens_for_mlm` (book: sec-pretraining-exercises).
 
     Checked on 40,000 token positions at two masking rates: shapes; the input left unmodified; labels
     -100 except on chosen positions, where they hold the original id; special tokens never chosen;

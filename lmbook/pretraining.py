@@ -1,4 +1,4 @@
-"""Pretraining objectives and how to measure them (Chapter 4; source sections 2.2 and 3.2).
+"""Pretraining objectives and how to measure them (book: sec-pretraining; source sections 2.2 and 3.2).
 
 A model is *pretrained* by predicting text from text, with no human labels:
 
@@ -44,7 +44,7 @@ SPECIAL_IDS = tuple(range(len(SPECIAL_TOKENS)))
 """Ids that MLM never selects nor draws as a random replacement (``[PAD]`` ... ``<eos>``)."""
 
 
-# ----------------------------------------------------------------------------- MLM + NSP data (section 3.2)
+# ----------------------------------------------------------------------------- MLM + NSP data (source section 3.2)
 def tokenize_documents(tokenizer, documents: Sequence[str]) -> list[list[list[int]]]:
     """Split each document into sentences and encode each sentence: ``docs[d][s]`` is a list of ids.
 
@@ -67,7 +67,7 @@ def _truncate_pair(a: list[int], b: list[int], max_tokens: int, rng: random.Rand
 
 def nsp_examples(docs: list[list[list[int]]], n: int, *, max_len: int = 128, short_prob: float = 0.1,
                  seed: int = 0) -> list[tuple[list[int], list[int], int]]:  # fmt: skip
-    """Sentence-pair examples ``(input_ids, token_type_ids, is_next)`` for MLM + NSP (section 3.2).
+    """Sentence-pair examples ``(input_ids, token_type_ids, is_next)`` for MLM + NSP (book: sec-pretraining-nsp).
 
     As in BERT, a segment is a run of whole sentences, not always one sentence: a run of
     consecutive sentences about ``max_len - 3`` tokens long (shorter with probability
@@ -357,7 +357,7 @@ def unigram_perplexity(train_token_ids, token_ids, vocab_size: int) -> float:
 
 @torch.no_grad()
 def fill_in_the_blank(model, tokenizer, text: str, k: int = 5) -> list[list[tuple[str, float]]]:
-    """Top-``k`` MLM guesses, with probabilities, for each ``[MASK]`` in ``text`` (Chapter 4 demo).
+    """Top-``k`` MLM guesses, with probabilities, for each ``[MASK]`` in ``text`` (book: sec-pretraining-measured).
 
     ``"[MASK]"`` is written in the text; the space before it belongs to the masked token
     (BPE tokens carry their leading space), so ``"The capital is [MASK]."`` asks for ``" Paris"``.

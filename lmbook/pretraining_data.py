@@ -1,4 +1,4 @@
-"""What the Chapter 4 (pretraining) checkpoints were trained and measured on, in one place.
+"""What the pretraining checkpoints (book: sec-pretraining) were trained and measured on, in one place.
 
 The shipped ``tokenizer-wiki``, ``encoder``, ``encoder-mlm-only`` and ``decoder`` all learn from
 the Wikipedia corpus (``lmbook.data.load_corpus("wikipedia")``), split 90/10 by ``wiki_split``.

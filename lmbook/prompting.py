@@ -1,4 +1,4 @@
-"""Prompting a real instruct model (Chapter 6, Section 6.1; source sections 1.3 and 2.3).
+"""Prompting a real instruct model (book: sec-prompting; source sections 1.3 and 2.3).
 
 An instruct model such as SmolLM2-135M-Instruct does not read "messages": it reads one
 string, built by its **chat template** (``<|im_start|>user ... <|im_end|>`` markers), and
@@ -98,7 +98,7 @@ def chat_prompt(tokenizer, messages: Sequence[dict], *, add_generation_prompt: b
 
 def classification_messages(text: str, labels: Sequence[str], style: str,
                             shots: Sequence[tuple[str, str]] = (), task: str = "topic") -> list[dict]:  # fmt: skip
-    """Messages that ask for the ``task`` label of ``text`` (Section 6.1), in one of three styles.
+    """Messages that ask for the ``task`` label of ``text`` (book: sec-prompting-wording), in one of three styles.
 
     * ``"zero-shot"``: the bare question, no list of answers.
     * ``"instruction"``: the question, the allowed labels, and "answer with one word".
@@ -140,7 +140,7 @@ def next_token_logits(model, tokenizer, prompts: Sequence[str], batch_size: int 
 
     Prompts built from one template share a long beginning (system prompt, instruction,
     worked examples). That common prefix of token ids is run **once**; its keys and values
-    (the KV cache of Chapter 5) are copied for each batch, and only each prompt's own tail
+    (the KV cache, book: sec-pretraining-causal-lm) are copied for each batch, and only each prompt's own tail
     is computed. The tails are right-padded, which a causal model never sees, and each
     row's logits are read at its own last token. The result equals running every full prompt.
     """
@@ -178,7 +178,7 @@ def next_token_logits(model, tokenizer, prompts: Sequence[str], batch_size: int 
 
 def score_labelled_task(model, tokenizer, examples: Sequence[tuple[str, int]], labels: Sequence[str],
                         make_messages: Callable[[str], list[dict]], batch_size: int = 16) -> dict:  # fmt: skip
-    """Accuracy of a prompt on labelled ``examples`` = (text, label index) (Section 6.1).
+    """Accuracy of a prompt on labelled ``examples`` = (text, label index) (book: sec-prompting-wording).
 
     The answer is read from one forward pass: among the labels, the one whose first token
     (``label`` or ``Label``) the model finds most likely. ``follows_format`` is the fraction of examples
@@ -226,7 +226,7 @@ def complete(model, tokenizer, messages: Sequence[dict], max_new_tokens: int = 4
 
 
 def check_top_p(fn: Callable[[Tensor, float], Tensor], trials: int = 20) -> str:
-    """Check a learner's ``fn(logits, p)`` against ``lmbook.generation.top_p_filter`` (Chapter 6a, exercise 3).
+    """Check a learner's ``fn(logits, p)`` against ``lmbook.generation.top_p_filter`` (book: sec-prompting-exercises).
 
     Tries random (batch, vocab) logits, p from tiny to 1, and a row of ties. Raises an
     ``AssertionError`` saying which case differs and how; returns a short report if all pass.

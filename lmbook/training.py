@@ -281,5 +281,5 @@ def _check_train_args(model, loss_fn, *, steps, lr, weight_decay, warmup_steps, 
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of scalar parameters in ``model``, tied weights counted once (Chapter 2's parameter counts)."""
+    """Number of scalar parameters in ``model``, tied weights counted once (book: sec-architecture-families)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

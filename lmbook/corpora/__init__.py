@@ -1,6 +1,6 @@
 """Corpora the project extracts itself and ships compressed inside the package.
 
-* ``lmbook.corpora.bible`` (Chapter 5, section "Machine translation"): verse-aligned English-Spanish
+* ``lmbook.corpora.bible`` (book: sec-translation-data): verse-aligned English-Spanish
   Bible text (World English Bible / Reina-Valera 1909, both public domain) with gold word alignments
   from shared Strong's numbers. See ``README.md`` in this folder for licence and provenance.
 

@@ -1,4 +1,4 @@
-"""English-Spanish Bible verses with gold word alignments (Chapter 5, section "Machine translation").
+"""English-Spanish Bible verses with gold word alignments (book: sec-translation-data).
 
 The corpus pairs the World English Bible (module ``engWEB2015eb``) with the Reina-Valera 1909
 (module ``spaRV1909eb``), verse by verse, for the 66 books both translations share. Both texts

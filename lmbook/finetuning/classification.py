@@ -1,5 +1,5 @@
-"""Text classification: a pooled encoder state and one linear layer (Chapter 5 (fine-tuning), section "Text
-classification"; source sections 2.2 and 3.3).
+"""Text classification: a pooled encoder state and one linear layer (book: sec-finetuning-classification;
+source sections 2.2 and 3.3).
 
 Pretraining (Chapter 4) leaves an encoder whose hidden states describe every token in context.
 Fine-tuning puts a small *head* on top and trains on labelled examples: ``SequenceClassifier``
@@ -47,7 +47,7 @@ class ClassifierConfig:
 
 @register_model
 class SequenceClassifier(nn.Module):
-    """Encoder + pooled ``[CLS]`` + linear head (Chapter 5, Section "Text classification"; BERT's recipe).
+    """Encoder + pooled ``[CLS]`` + linear head (book: sec-finetuning-classification; BERT's recipe).
 
     Build it from a (pretrained) encoder, ``SequenceClassifier(encoder, n_classes)``, or from a
     ``ClassifierConfig`` (a fresh encoder; that is what ``load_checkpoint`` does).

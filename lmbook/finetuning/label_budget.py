@@ -1,5 +1,5 @@
-"""How many labelled examples does a task need, with and without pretraining? (Chapter 5 (fine-tuning),
-section "Pretraining pays off when labels are few"; source sections 1.2 and 2.2.)
+"""How many labelled examples does a task need, with and without pretraining?
+(book: sec-finetuning-pretraining-helps; source sections 1.2 and 2.2.)
 
 The source's central claim is that a model pretrained on unlabelled text learns a task from a
 *little* labelled data. This module measures it as a **label-budget curve**: accuracy on a fixed

@@ -1,4 +1,4 @@
-"""How fine-tuned models are scored (Chapter 5 (fine-tuning), all three sections).
+"""How fine-tuned models are scored (book: sec-finetuning, sec-translation, sec-question-answering).
 
 The field's usual metrics: accuracy and the confusion matrix for classification; SQuAD's exact
 match and token F1 (after lower-casing and removing punctuation and articles) for question

@@ -1,5 +1,5 @@
-"""Extractive question answering: a start and an end logit per token (Chapter 5 (fine-tuning), section
-"Question answering"; source sections 2.2 and 3.3).
+"""Extractive question answering: a start and an end logit per token (book: sec-question-answering;
+source sections 2.2 and 3.3).
 
 The input is ``[CLS] question [SEP] passage [SEP]`` (``qa_features``); ``SpanQA`` gives every token
 a *start* and an *end* logit, and the answer is the best span ``start <= end`` inside the passage
@@ -45,7 +45,7 @@ class SpanQAConfig:
 
 @register_model
 class SpanQA(nn.Module):
-    """Encoder + a linear layer giving each token a start and an end logit (Chapter 5, "Question answering").
+    """Encoder + a linear layer giving each token a start and an end logit (book: sec-question-answering).
 
     ``SpanQA(encoder)`` or ``SpanQA(SpanQAConfig(...))``. Padding gets a logit of -1e4.
     """
@@ -204,7 +204,9 @@ def qa_eval_features(tokenizer, split: str = "test", max_len: int = 256):
 
 # ----------------------------------------------------------------------------- exercise checker
 def check_best_span(fn, *, n_cases: int = 200, max_answer_len: int = 30) -> str:
-    """Check ``fn(start_logits, end_logits, allowed, max_answer_len) -> (start, end)`` (Chapter 5, section 5.3).
+    """Check ``fn(start_logits, end_logits, allowed, max_answer_len) -> (start, end)``.
+
+    (book: sec-question-answering-exercises)
 
     The answer must maximise ``start_logits[s] + end_logits[e]`` over ``s <= e < s + max_answer_len``
     with both positions ``allowed`` (the passage tokens); compared with :func:`lmbook.finetuning.best_span`

@@ -1,4 +1,4 @@
-"""The extractive QA set the project builds itself (Chapter 5 (fine-tuning), section "Question answering").
+"""The extractive QA set the project builds itself (book: sec-question-answering).
 
 No pip package ships a SQuAD-style extractive QA set that installs offline on a reader's
 machine, so the chapter uses one built here from the real text of :mod:`lmbook.data`. It is

@@ -130,7 +130,7 @@ def _encoder(name: str, use_nsp: bool, out_dir: Path | None, steps: int, batch_s
 
 def encoder(out_dir: Path | None = None, steps: int = 3000, batch_size: int = 16, lr: float = 1e-3,
             mlm_probability: float = 0.4) -> dict:  # fmt: skip
-    """BERT-style encoder pretrained with MLM + NSP on Wikipedia (Chapter 4, section "Pretraining an encoder").
+    """BERT-style encoder pretrained with MLM + NSP on Wikipedia (book: sec-pretraining-live).
 
     What worked on one CPU core (about 25 min): a warm start from the shipped decoder
     (``init_from_decoder``), dropout 0.1, 3000 steps of 16 sequences, peak lr 1e-3. It masks
@@ -143,7 +143,10 @@ def encoder(out_dir: Path | None = None, steps: int = 3000, batch_size: int = 16
 
 def encoder_mlm_only(out_dir: Path | None = None, steps: int = 3000, batch_size: int = 16, lr: float = 1e-3,
                      mlm_probability: float = 0.4) -> dict:  # fmt: skip
-    """Same encoder, data and steps, trained with MLM only: the NSP ablation of Chapter 4 (RoBERTa's finding)."""
+    """Same encoder, data and steps, trained with MLM only: the NSP ablation.
+
+    (book: sec-pretraining-nsp-ablation; RoBERTa's finding)
+    """
     return _encoder("encoder-mlm-only", False, out_dir, steps, batch_size, lr, mlm_probability)
 
 
@@ -155,7 +158,8 @@ def decoder(out_dir: Path | None = None, steps: int = 8000, batch_size: int = 16
     What worked on one CPU core (about 60 min): dropout 0.1, peak lr 2e-3 with 5 % warm-up and a
     cosine to 10 %, batch 16 x 128 tokens, 8000 steps (about 20 passes over the training split).
     With 300 steps and no dropout the held-out perplexity was 343; the validation perplexity is
-    logged every ``eval_every`` steps against the number of training tokens seen (Chapter 1 plots it).
+    logged every ``eval_every`` steps against the number of training tokens seen;
+    (book: sec-background-four-generations) plots it.
     """
     _setup()
     out_dir = Path(out_dir or checkpoint_dir("decoder"))

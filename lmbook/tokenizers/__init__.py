@@ -1,4 +1,4 @@
-"""Tokenisation: from text to integer ids and back (Chapter 2 (architecture), section "Tokenisation").
+"""Tokenisation: from text to integer ids and back (book: sec-background-language-changes, sec-architecture-five-steps).
 
 A language model never sees characters; it sees a sequence of integer *token ids*,
 each one a row of its embedding table. One idea per module, as in minbpe:

@@ -1,4 +1,4 @@
-"""What every tokenizer of the book shares (Chapter 2 (architecture), section "Tokenisation").
+"""What every tokenizer of the book shares (book: sec-background-language-changes, sec-architecture-five-steps).
 
 A tokenizer is the pair of maps
 

@@ -1,4 +1,4 @@
-"""Byte-level byte-pair encoding (Chapter 2 (architecture), section "Tokenisation").
+"""Byte-level byte-pair encoding (book: sec-background-language-changes).
 
 Byte-pair encoding (Sennrich et al., 2016; GPT-2's byte-level variant) fixes both
 problems of the character tokenizer: long sequences and unknown characters.

@@ -1,4 +1,4 @@
-"""One token per character (Chapter 2 (architecture), section "Tokenisation").
+"""One token per character (book: sec-architecture-five-steps).
 
 The simplest tokenizer gives each distinct character of the training text its
 own id. Sequences are long (one id per character) and any character not seen in

@@ -1,4 +1,4 @@
-"""The attention explorer of Chapter 3 (anywidget; the math runs in the browser).
+"""The attention explorer (book: sec-attention-pretrained; anywidget; the math runs in the browser).
 
 Python sends the data once (tokens, raw scores); ``lmbook/widgets/js/attention_explorer.js`` does
 the small math when a slider moves (see ``lmbook.widgets.base``). :meth:`AttentionExplorer.weights`
@@ -20,7 +20,7 @@ __all__ = ["AttentionExplorer"]
 
 
 class AttentionExplorer(Explorer, js="attention_explorer.js"):
-    """Heatmap of attention weights with temperature, √d_k and causal-mask controls (Section 3.6).
+    """Heatmap of attention weights with temperature, √d_k and causal-mask controls (book: sec-attention-pretrained).
 
     Args:
         tokens: the L tokens of the sentence (labels for rows and columns).

@@ -1,4 +1,4 @@
-"""The BPE explorer of Chapter 1 (anywidget; the tokenizer runs in the browser).
+"""The BPE explorer (book: sec-background-language-changes; anywidget; the tokenizer runs in the browser).
 
 The reader types any text and sees the pieces a byte-level BPE tokenizer cuts it into,
 next to what a word-level vocabulary keeps of it (``[UNK]`` for every unseen word). A
@@ -20,7 +20,7 @@ __all__ = ["BPEExplorer"]
 
 
 class BPEExplorer(Explorer, js="bpe_explorer.js"):
-    """Type a word, see its BPE pieces and its word-level fate (Section 1.3).
+    """Type a word, see its BPE pieces and its word-level fate (book: sec-background-language-changes).
 
     Args:
         tokenizer: a trained :class:`lmbook.tokenizers.BPETokenizer`.

@@ -1,4 +1,4 @@
-"""The feedback widgets of Chapter 6c: a replay that works in the static book, and the live loop.
+"""The feedback widgets (book: sec-feedback-live-loop): a replay that works in the static book, and the live loop.
 
 * :class:`FeedbackReplay` (anywidget): steps through a recorded session of
   :class:`lmbook.interaction.FeedbackSession` - every reply, the 👍/👎 it got, the running

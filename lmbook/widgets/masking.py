@@ -1,6 +1,6 @@
-"""The masking explorer of Chapter 4 (anywidget; the math runs in the browser).
+"""The masking explorer (book: sec-pretraining-mlm; anywidget; the math runs in the browser).
 
-BERT's masked-language-modelling input (Chapter 4, section 4.2; source section 3.2):
+BERT's masked-language-modelling input (book: sec-pretraining-mlm; source section 3.2):
 select a fraction ``rate`` of the tokens; of those, 80 % become ``[MASK]``, 10 % a random
 token and 10 % stay as they are. ``lmbook/widgets/js/masking_explorer.js`` redraws the choice
 when the rate slider moves, with a seeded PRNG (mulberry32) so that a page shows the same
@@ -72,7 +72,7 @@ def mask_sequence(special: Sequence[bool], *, rate: float, seed: int, pool_size:
 
 
 class MaskingExplorer(Explorer, js="masking_explorer.js"):
-    """A passage with BERT's masks drawn on it, and a slider for the masking rate (Section 4.2).
+    """A passage with BERT's masks drawn on it, and a slider for the masking rate (book: sec-pretraining-mlm).
 
     Args:
         tokens: the token strings of the passage, in order.

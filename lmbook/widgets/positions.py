@@ -1,4 +1,4 @@
-"""The positional-encoding explorer of Chapter 2 (anywidget; the math runs in the browser).
+"""The positional-encoding explorer (book: sec-architecture-positional-encoding); the math runs in the browser.
 
 A slider picks a position p; the explorer plots PE[p] · PE[q] for every position q of
 the sinusoidal table, so the reader sees that nearby positions are similar and that the
@@ -20,7 +20,7 @@ __all__ = ["PositionExplorer"]
 
 
 class PositionExplorer(Explorer, js="position_explorer.js"):
-    """Dot-product similarity between sinusoidal positional encodings (Section 2.2).
+    """Dot-product similarity between sinusoidal positional encodings (book: sec-architecture-positional-encoding).
 
     Args:
         n_positions: number of positions shown (the slider's range).

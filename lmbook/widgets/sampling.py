@@ -1,4 +1,4 @@
-"""The sampling explorer of Chapter 6 (anywidget; the math runs in the browser).
+"""The sampling explorer (book: sec-prompting-sampling; anywidget; the math runs in the browser).
 
 Python stores, for a few real prompts, the ``n`` largest next-token logits of a model and
 their token strings; the JavaScript applies temperature, top-k and top-p when a slider
@@ -19,7 +19,7 @@ __all__ = ["SamplingExplorer"]
 
 
 class SamplingExplorer(Explorer, js="sampling_explorer.js"):
-    """Bars of the next-token distribution with temperature, top-k and top-p sliders (Section 6.1).
+    """Bars of the next-token distribution with temperature, top-k and top-p sliders (book: sec-prompting-sampling).
 
     Args:
         prompts: ``{name: (prompt text, logits (V,), token strings (V,))}``; only the ``n``
