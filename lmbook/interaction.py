@@ -242,7 +242,7 @@ def train_dpo(policy, reference, chosen: Tensor, rejected: Tensor, prompt_len: i
         ref_c = sequence_logprobs(reference, chosen, prompt_len)
         ref_r = sequence_logprobs(reference, rejected, prompt_len)
     log: dict[str, list] = {"step": [], "loss": [], "margin": [], "accuracy": []}
-    policy.train()
+    policy.eval()  # dropout off: the margins compare the policy with the reference on the same footing
     for step in range(1, steps + 1):
         idx = torch.randperm(len(chosen), generator=g)[:batch_size]
         loss, margin = dpo_loss(sequence_logprobs(policy, chosen[idx], prompt_len),
@@ -254,7 +254,6 @@ def train_dpo(policy, reference, chosen: Tensor, rejected: Tensor, prompt_len: i
         for k, v in (("step", step), ("loss", loss.item()), ("margin", margin.mean().item()),
                      ("accuracy", (margin > 0).float().mean().item())):  # fmt: skip
             log[k].append(v)
-    policy.eval()
     return log
 
 

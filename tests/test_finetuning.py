@@ -241,3 +241,21 @@ def test_config_from_dict_rebuilds_encoder_config():
     enc = tiny_encoder()
     config = ClassifierConfig(encoder=vars(enc.config).copy(), n_classes=2)
     assert config.encoder == enc.config
+
+
+def test_check_mean_pooling_accepts_the_right_answer_and_names_mistakes():
+    from lmbook.finetuning.classification import check_mean_pooling
+
+    def right(h, m):
+        m = m.float()[..., None]
+        return (h * m).sum(1) / m.sum(1)
+
+    assert "correct" in check_mean_pooling(right)
+    mistakes = {
+        "padded positions": lambda h, m: h.mean(1),
+        "sum of the token vectors": lambda h, m: (h * m[..., None]).sum(1),
+        "shape": lambda h, m: (h * m[..., None]).sum(1, keepdim=True),
+    }
+    for words, fn in mistakes.items():
+        with pytest.raises(AssertionError, match=words):
+            check_mean_pooling(fn)

@@ -23,7 +23,8 @@ from lmbook.finetuning.metrics import accuracy
 from lmbook.models import Encoder, EncoderConfig
 from lmbook.tokenizers import CLS_ID, PAD_ID, SEP_ID
 
-__all__ = ["ClassifierConfig", "SequenceClassifier", "classification_batch", "classification_loss", "classifier_eval",
+__all__ = ["ClassifierConfig", "SequenceClassifier", "check_mean_pooling", "classification_batch", "classification_loss",
+           "classifier_eval",
            "encode_articles", "freeze_encoder"]  # fmt: skip
 
 
@@ -133,3 +134,28 @@ def classifier_eval(model: SequenceClassifier, encoded, batch_size: int = 64) ->
         b = classification_batch(encoded[i : i + batch_size])
         preds += model(b["input_ids"], b["attention_mask"]).argmax(-1).tolist()
     return {"accuracy": accuracy(preds, [y for _, y in encoded]), "predictions": preds}
+
+
+def check_mean_pooling(fn) -> str:
+    """Exercise checker (Chapter 5): ``fn(hidden_states (B, T, d), attention_mask (B, T)) -> (B, d)``.
+
+    Compares ``fn`` with ``SequenceClassifier.pool``'s mean pooling on padded batches and says
+    what is wrong: a wrong shape, padding that leaks into the mean, or a sum instead of a mean.
+    """
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(3, 5, 4, generator=g)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
+    expected = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    out = fn(hidden, mask)
+    if not isinstance(out, Tensor) or tuple(out.shape) != (3, 4):
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise AssertionError(f"expected a tensor of shape (batch, d_model) = (3, 4), got {got}")
+    noisy = hidden.clone()
+    noisy[mask == 0] = 1e3  # padded positions must not matter
+    if not torch.allclose(fn(noisy, mask), out, atol=1e-5):
+        raise AssertionError("the padded positions change the result: multiply by the mask before summing")
+    if torch.allclose(out, (hidden * mask[..., None]).sum(1), atol=1e-5):
+        raise AssertionError("that is the sum of the token vectors: divide by the number of real tokens")
+    if not torch.allclose(out, expected, atol=1e-5):
+        raise AssertionError("the mean is off: divide by the number of real tokens of each row (mask.sum(1))")
+    return "mean pooling is correct: padding ignored, divided by each row's real length"
