@@ -48,8 +48,9 @@ $(HTML): $(PY_STAMP) $(JS_STAMP) $(BOOK_SOURCES)
 test: $(HTML)
 	$(PY) -m pytest --nbval-lax tests notebooks
 
+# As root (containers, cloud notebooks) Jupyter refuses to start without --allow-root.
 lab: install
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 bench: install
 	$(PY) benchmarks/attention.py
