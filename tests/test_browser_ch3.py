@@ -73,3 +73,13 @@ def test_preface_is_offline_and_error_free(browser, server):
         p.assert_clean()
     finally:
         p.close()
+
+
+def test_every_chapter_page_says_how_to_run_it(browser, server):
+    for name in ("03_attention", "06c_feedback"):
+        p = OfflinePage(browser, server, f"notebooks/{name}.html")
+        note = p.page.locator(".lmbook-run-note")
+        assert note.count() == 1, f"{name}: no 'run this page' note"
+        text = note.inner_text()
+        assert "make lab" in text and ".ipynb" in text and "lmbook" in text
+        p.close()

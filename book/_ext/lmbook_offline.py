@@ -11,12 +11,16 @@ added after the builder starts (sphinx-thebe's ``const THEBE_JS_URL = …``) twi
 once with filename ``None`` and once with ``''``, which do not compare equal; the
 second ``const`` then throws "Identifier 'THEBE_JS_URL' has already been declared"
 in every reader's console.
+
+Every chapter page also gets a note at its top saying how to run it: the downloaded
+``.ipynb`` imports ``lmbook``, so it runs in the book's environment (``make lab``).
 """
 
 from __future__ import annotations
 
 import re
 
+from docutils import nodes
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
@@ -47,7 +51,28 @@ def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
     context["script_files"] = unique
 
 
+RUN_NOTE = (
+    "Run this page yourself: the download button (top right) gives this chapter as a notebook "
+    "(.ipynb) without outputs. It imports lmbook, the book's own package, so open it in the book's "
+    "environment: clone the repository and run make lab, which installs everything (offline data and "
+    "weights included) and starts JupyterLab on the notebooks folder."
+)
+
+
+def add_run_note(app, doctree) -> None:
+    """Put ``RUN_NOTE`` under the title of every chapter page (the notebooks)."""
+    if not app.env.docname.startswith("notebooks/"):
+        return
+    section = next(iter(doctree.findall(nodes.section)), None)
+    if section is None:
+        return
+    note = nodes.note("", nodes.paragraph(text=RUN_NOTE), classes=["lmbook-run-note"])
+    title = next(iter(section.findall(nodes.title)), None)
+    section.insert(section.index(title) + 1 if title is not None else 0, note)
+
+
 def setup(app):
+    app.connect("doctree-read", add_run_note)
     app.connect("html-page-context", strip_remote_scripts)
     app.connect("html-page-context", dedupe_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
