@@ -81,6 +81,17 @@ class AttentionExplorer(Explorer, js="attention_explorer.js"):
             head=head,
         )
 
+    def softmax_inputs(self, query: int | None = None) -> torch.Tensor:
+        """What the softmax sees for one query row (default: the selected one): q·k / √d_k / T
+        (no √d_k when ``use_scale`` is off), -inf where the causal mask hides a key."""
+        q = self.query if query is None else query
+        s = torch.tensor(self.scores[self.head], dtype=torch.float64)
+        scale = 1 / math.sqrt(self.d_k) if self.use_scale else 1.0
+        row = s[q] * scale / self.temperature
+        if self.causal:
+            row[q + 1 + s.shape[1] - s.shape[0]:] = float("-inf")
+        return row
+
     def weights(self) -> torch.Tensor:
         """The (L, L) weights the widget shows for its current settings, computed in Python."""
         s = torch.tensor(self.scores[self.head], dtype=torch.float64)

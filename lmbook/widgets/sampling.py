@@ -29,7 +29,7 @@ class SamplingExplorer(Explorer, js="sampling_explorer.js"):
         temperature, top_k (0 = off), top_p (1 = off), prompt_index: initial control values.
     """
 
-    prompts = t.List().tag(sync=True)  # [{name, text, tokens, logits, covered}]
+    prompts = t.List().tag(sync=True)  # [{name, text, tokens, logits, covered, vocab_size}]
     rows = t.Int(20).tag(sync=True)
     prompt_index = t.Int(0).tag(sync=True)
     temperature = t.Float(1.0).tag(sync=True)
@@ -58,7 +58,8 @@ class SamplingExplorer(Explorer, js="sampling_explorer.js"):
             top = logits.topk(min(n, len(logits)))
             covered = top.values.logsumexp(0).sub(logits.logsumexp(0)).exp().item()
             entries.append({"name": name, "text": text, "tokens": [tokens[i] for i in top.indices.tolist()],
-                            "logits": [round(v, 5) for v in top.values.tolist()], "covered": covered})  # fmt: skip
+                            "logits": [round(v, 5) for v in top.values.tolist()], "covered": covered,
+                            "vocab_size": len(logits)})  # fmt: skip
         super().__init__(prompts=entries, rows=rows, prompt_index=prompt_index, temperature=float(temperature),
                          top_k=top_k, top_p=float(top_p))  # fmt: skip
 

@@ -1,5 +1,7 @@
 """The BPE explorer's JavaScript tokenizer equals lmbook's Python BPETokenizer."""
 
+import re
+
 import pytest
 from jsrun import run_js
 
@@ -73,3 +75,13 @@ def test_widget_with_fewer_merges_gives_more_pieces(tok):
     w.n_merges = len(tok.merges)
     assert len(w.pieces()) < len("tokenization")
     assert w.word_level() == ["tokenization"] and w.word_level("tokenisation") == ["[UNK]"]
+
+
+def test_rows_of_pieces_wrap_within_the_column():
+    """The pieces are inline spans with no space between them, so without a wrapping flex
+    container a long text ran off the column (20 of 38 pieces visible)."""
+    css = run_js("bpe_explorer.js", "cssText")
+    rules = {sel.strip(): body for sel, body in re.findall(r"([^{}]+)\{([^}]*)\}", css)}
+    pieces = rules[".lmb-bpe .pieces, .lmb-bpe .words"]
+    assert "display: flex" in pieces and "flex-wrap: wrap" in pieces and "min-width: 0" in pieces
+    assert "display: flex" in rules[".lmb-bpe .row"]

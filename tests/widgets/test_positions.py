@@ -45,3 +45,32 @@ def test_widget_validates_its_input():
         PositionExplorer(10, 16, position=10)
     with pytest.raises(ValueError, match="n_positions must be >= 2"):
         PositionExplorer(1, 16, position=0)
+
+
+def _half_width(sim: torch.Tensor, p: int) -> int:
+    return next(k for k in range(1, len(sim) - p) if sim[p + k] < 0.5)
+
+
+def test_more_dimensions_make_the_curve_smoother_and_the_peak_wider_not_sharper():
+    """What the plot shows (the book's text once said "sharper"): as d_model grows, the next
+    position gets more similar, the curve first drops below 0.5 further away, and it wiggles less;
+    with few dimensions a far position can look almost like a neighbour."""
+    p, stats = 20, []
+    for d in (8, 16, 32, 64, 128, 256):
+        sim = PositionExplorer(100, d, position=p).similarities()
+        far = sim[(torch.arange(100) - p).abs() >= 10].max().item()
+        stats.append((sim[p + 1].item(), _half_width(sim, p), (sim[1:] - sim[:-1]).abs().sum().item(), far))
+    next_sim, half, wiggle, far = zip(*stats, strict=True)
+    assert list(next_sim) == sorted(next_sim) and list(half) == sorted(half) and half[0] < half[-1] / 5
+    assert list(wiggle) == sorted(wiggle, reverse=True)
+    assert far[0] > next_sim[0] and far[0] > 0.9 and max(far[3:]) < 0.7
+
+
+def test_js_farthest_lookalike_equals_python():
+    for d in (8, 128):
+        w = PositionExplorer(100, d, position=20)
+        sim = w.similarities()
+        js = run_js("position_explorer.js", "farthestLookalike", sim.tolist(), 20, 10)
+        offsets = torch.arange(100) - 20
+        masked = sim.masked_fill(offsets.abs() < 10, float("-inf"))
+        assert js["offset"] == offsets[masked.argmax()].item() and js["value"] == pytest.approx(masked.max().item())

@@ -1,5 +1,7 @@
 """The sampling explorer's JavaScript math equals lmbook.generation's temperature / top-k / top-p."""
 
+import re
+
 import pytest
 import torch
 from jsrun import run_js
@@ -72,3 +74,47 @@ def test_widget_validates_its_input():
         SamplingExplorer({"x": ("x", torch.zeros(2), ["a", "b"])}, temperature=0)
     with pytest.raises(ValueError, match="prompts is empty"):
         SamplingExplorer({})
+
+
+def _css_rules(css: str) -> list[tuple[str, str]]:
+    return [(sel.strip(), body) for sel, body in re.findall(r"([^{}]+)\{([^}]*)\}", css)]
+
+
+def test_dropped_tokens_are_struck_through(explorer):
+    """The line-through rule must match the token cell that carries "row-dropped" (it used to
+    target `.row-dropped .tok`, a .tok inside a .row-dropped, which never exists)."""
+    explorer.top_k = 3
+    out = run_js("sampling_explorer.js", "samplingDistribution", explorer.prompts[0]["logits"], {"topK": 3})
+    html = run_js("sampling_explorer.js", "barsHtml", explorer.prompts[0]["tokens"], out, 10)
+    tok_classes = [set(c.split()) for c in re.findall(r'<div class="(tok[^"]*)"', html)]
+    assert len(tok_classes) == 10 and sum("row-dropped" in c for c in tok_classes) == 7
+    css = run_js("sampling_explorer.js", "cssText")
+    strike = [sel for sel, body in _css_rules(css) if "line-through" in body]
+    assert strike, "no line-through rule"
+    for sel in strike:
+        last = sel.split()[-1]  # the compound selector that must match the token cell itself
+        needed = set(last.strip(".").split("."))
+        dropped = [c for c in tok_classes if needed <= c]
+        kept = [c for c in tok_classes if needed <= c and "row-dropped" not in c]
+        assert len(dropped) == 7 and not kept, f"{sel!r} does not strike exactly the dropped token cells"
+
+
+def test_prompt_box_opens_at_the_end_of_the_prompt():
+    """The box clips long prompts; it must show their end (where the next token goes), not their start."""
+    rules = dict(_css_rules(run_js("sampling_explorer.js", "cssText")))
+    box = rules[".lmb-samp .prompt-text"]
+    assert "overflow: auto" in box and "flex-direction: column-reverse" in box and "display: flex" in box
+    assert "pre-wrap" in rules[".lmb-samp .prompt-text > div"]
+
+
+def test_widget_says_how_many_tokens_it_keeps_out_of_the_vocabulary():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(49_152, generator=g) * 4
+    w = SamplingExplorer({"p": ("text", logits, [f"t{i}" for i in range(49_152)])}, n=200)
+    entry = w.prompts[0]
+    assert entry["vocab_size"] == 49_152 and len(entry["logits"]) == 200
+    expected = logits.topk(200).values.logsumexp(0).sub(logits.logsumexp(0)).exp().item()
+    text = run_js("sampling_explorer.js", "coverageText", entry)
+    assert text.startswith(f"showing the 200 most likely of 49,152 tokens; they hold {100 * expected:.1f} % of")
+    full = SamplingExplorer({"p": ("text", logits[:50], [f"t{i}" for i in range(50)])}, n=200).prompts[0]
+    assert run_js("sampling_explorer.js", "coverageText", full) == "showing all 50 tokens of the vocabulary."

@@ -16,6 +16,38 @@ export function attentionWeights(scores, { dK, temperature = 1, useScale = true,
   });
 }
 
+/** What softmax sees for one query row: q·k × s / T (s = 1/√d_k, or 1 when useScale is off),
+ *  -Infinity where the causal mask hides the key. attentionWeights() is softmax of this. */
+export function softmaxInputs(row, { dK, temperature = 1, useScale = true, causal = false, query = 0, nQueries = 1 }) {
+  const s = (useScale ? 1 / Math.sqrt(dK) : 1) / temperature;
+  const offset = row.length - nQueries;
+  return row.map((v, j) => (causal && j > query + offset ? -Infinity : v * s));
+}
+
+/** A weight as printed in a heatmap cell: ".42", "1.00" for a weight that rounds to 1, "" below 0.005. */
+export function formatWeight(v) {
+  if (!(v >= 0.005)) return "";
+  const text = v.toFixed(2);
+  return text.startsWith("0") ? text.slice(1) : text;
+}
+
+/** The temperature slider's range, in log2(T): at least 1/4 .. 4, and always reaching
+ *  T = 1/√d_k (ticked ÷√d_k at that T = unticked at T = 1) and T = √d_k (the reverse);
+ *  the step (about 0.05) divides max - min, so both ends are slider positions. */
+export function temperatureRange(dK) {
+  const half = Math.log2(Math.sqrt(dK));
+  const min = Math.min(-2, -half), max = Math.max(2, half);
+  return { min, max, step: (max - min) / Math.round((max - min) / 0.05) };
+}
+
+/** The line under the explorer that ties the √d_k box to the temperature slider. */
+export function temperatureNote(dK) {
+  const r = Math.sqrt(dK);
+  return `The weights are softmax(q·k ÷ √d<sub>k</sub> ÷ T). So unticking ÷√d<sub>k</sub> is the same as keeping ` +
+    `it ticked and setting T = 1/√d<sub>k</sub> = ${(1 / r).toFixed(2)} (the slider's left end), and ticked at ` +
+    `T = 1 is the same as unticked at T = √d<sub>k</sub> = ${r.toFixed(2)} (its right end).`;
+}
+
 /** Entropy of one row of weights, in bits. */
 export function entropyBits(p) {
   return -p.reduce((acc, v) => (v > 0 ? acc + v * Math.log2(v) : acc), 0);
@@ -32,8 +64,24 @@ const CSS = `
 .lmb-attn th.row { text-align: right; padding-right: 6px; width: auto; cursor: pointer; }
 .lmb-attn tr.selected th.row { color: #c2410c; }
 .lmb-attn tr.selected td { outline: 2px solid #c2410c; outline-offset: -2px; }
-.lmb-attn .summary { margin-top: 6px; color: #444; }
+.lmb-attn .summary, .lmb-attn .note { margin-top: 6px; color: #444; }
+.lmb-attn table.raw { margin-top: 8px; }
+.lmb-attn table.raw td { width: auto; min-width: 34px; padding: 0 3px; font-variant-numeric: tabular-nums; }
+.lmb-attn table.raw th { text-align: right; padding-right: 6px; white-space: nowrap; }
 `;
+
+const fmt = (v) => (v === -Infinity || v === null ? "−∞" : v.toFixed(2)); // null: -Infinity after JSON
+
+/** The three rows under the heatmap for one query: raw q·k, what softmax sees, the weights. */
+export function rawScoresHtml(tokens, row, inputs, weights, { dK, useScale, temperature }) {
+  const scaled = `${useScale ? `÷ √d<sub>k</sub> (${Math.sqrt(dK).toFixed(2)}) ` : ""}÷ T (${temperature.toFixed(2)})`;
+  const line = (cls, label, values) => `<tr class="${cls}"><th>${label}</th>` +
+    values.map((v) => `<td>${v}</td>`).join("") + "</tr>";
+  return "<tr><th></th>" + tokens.map((t) => `<th class="col">${t}</th>`).join("") + "</tr>" +
+    line("raw", "raw score q·k", row.map(fmt)) +
+    line("scaled", scaled, inputs.map(fmt)) +
+    line("weight", "softmax = weight", weights.map((v) => v.toFixed(3)));
+}
 
 function cellColor(w) {
   const t = Math.max(0, Math.min(1, w));
@@ -62,10 +110,11 @@ function render({ model, el }) {
   style.textContent = CSS;
   root.appendChild(style);
 
+  const range = temperatureRange(dK);
   const controls = document.createElement("div");
   controls.className = "controls";
   controls.innerHTML = `
-    <label>temperature <input class="temperature" type="range" min="-2" max="2" step="0.05"></label>
+    <label>temperature <input class="temperature" type="range" min="${range.min}" max="${range.max}" step="${range.step}"></label>
     <span class="temperature-value"></span>
     <label><input class="use-scale" type="checkbox"> divide by √d<sub>k</sub> (d<sub>k</sub>=${dK})</label>
     <label><input class="causal" type="checkbox"> causal mask</label>
@@ -78,6 +127,13 @@ function render({ model, el }) {
   const summary = document.createElement("div");
   summary.className = "summary";
   root.appendChild(summary);
+  const raw = document.createElement("table");
+  raw.className = "raw";
+  root.appendChild(raw);
+  const note = document.createElement("div");
+  note.className = "note";
+  note.innerHTML = temperatureNote(dK);
+  root.appendChild(note);
   el.appendChild(root);
 
   const temp = controls.querySelector(".temperature");
@@ -100,7 +156,7 @@ function render({ model, el }) {
     const rows = w.map((row, i) => {
       const cells = row.map((v, j) =>
         `<td data-q="${i}" data-k="${j}" data-w="${v.toFixed(4)}" style="background:${cellColor(v)}"
-             title="${tokens[i]} → ${tokens[j]}: ${v.toFixed(3)}">${v >= 0.005 ? v.toFixed(2).slice(1) : ""}</td>`).join("");
+             title="${tokens[i]} → ${tokens[j]}: ${v.toFixed(3)}">${formatWeight(v)}</td>`).join("");
       return `<tr class="${i === state.query ? "selected" : ""}"><th class="row" data-q="${i}">${tokens[i]}</th>${cells}</tr>`;
     });
     table.innerHTML = header + rows.join("");
@@ -108,7 +164,10 @@ function render({ model, el }) {
     const top = row.map((v, j) => [v, j]).sort((a, b) => b[0] - a[0]).slice(0, 3)
       .map(([v, j]) => `${tokens[j]} ${(100 * v).toFixed(1)}%`).join(", ");
     summary.textContent = `"${tokens[state.query]}" attends most to: ${top}; entropy ${entropyBits(row).toFixed(2)} bits ` +
-      `(uniform would be ${Math.log2(row.filter((v) => v > 0).length || 1).toFixed(2)}).`;
+      `(uniform would be ${Math.log2(row.filter((v) => v > 0).length || 1).toFixed(2)}). Below: its scores before the softmax.`;
+    const scores = allScores[state.head];
+    const inputs = softmaxInputs(scores[state.query], { dK, ...state, nQueries: scores.length });
+    raw.innerHTML = rawScoresHtml(tokens, scores[state.query], inputs, row, { dK, ...state });
   }
 
   temp.addEventListener("input", () => { state.temperature = 2 ** Number(temp.value); sync("temperature", state.temperature); draw(); });

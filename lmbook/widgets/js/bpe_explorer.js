@@ -75,13 +75,20 @@ const CSS = `
 .lmb-bpe { font-family: var(--pst-font-family-base, system-ui, sans-serif); font-size: 14px; }
 .lmb-bpe .controls { display: flex; flex-wrap: wrap; gap: 14px; align-items: center; margin-bottom: 10px; }
 .lmb-bpe input.text { font-size: 15px; padding: 3px 6px; min-width: 22em; }
-.lmb-bpe .row { margin: 6px 0; line-height: 2.1; }
-.lmb-bpe .row > b { display: inline-block; min-width: 9.5em; }
-.lmb-bpe .piece { border: 1px solid #94a3b8; border-radius: 4px; padding: 1px 4px; margin-right: 3px;
+.lmb-bpe .row { margin: 6px 0; display: flex; align-items: baseline; gap: 6px; }
+.lmb-bpe .row > b { flex: none; width: 9.5em; }
+.lmb-bpe .pieces, .lmb-bpe .words { flex: 1 1 0; min-width: 0; display: flex; flex-wrap: wrap; gap: 5px 3px;
+  line-height: 1.6; }
+.lmb-bpe .piece { border: 1px solid #94a3b8; border-radius: 4px; padding: 1px 4px;
   font-family: var(--pst-font-family-monospace, monospace); white-space: pre; }
 .lmb-bpe .unk { background: #fee2e2; border-color: #dc2626; }
 .lmb-bpe .stats { color: #444; margin-top: 4px; }
 `;
+/** The widget's stylesheet (exported for the tests). */
+export function cssText() {
+  return CSS;
+}
+
 const COLORS = ["#dbeafe", "#dcfce7", "#fef3c7", "#fae8ff", "#e0e7ff", "#ffedd5"];
 const escapeHtml = (s) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 

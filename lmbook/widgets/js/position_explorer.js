@@ -27,6 +27,17 @@ export function positionSimilarity(pe, position, { normalize = true } = {}) {
   return pe.map((row) => row.reduce((acc, v, j) => acc + v * p[j], 0) * scale);
 }
 
+/** The position at least minOffset away from `position` that looks most like it:
+ *  {offset, value} with value = sim[position + offset]. With few dimensions far positions
+ *  can look almost like neighbours (the curve ripples); more dimensions smooth this out. */
+export function farthestLookalike(sim, position, minOffset = 10) {
+  let best = { offset: null, value: -Infinity };
+  sim.forEach((v, q) => {
+    if (Math.abs(q - position) >= minOffset && v > best.value) best = { offset: q - position, value: v };
+  });
+  return best;
+}
+
 const CSS = `
 .lmb-pos { font-family: var(--pst-font-family-base, system-ui, sans-serif); font-size: 13px; }
 .lmb-pos .controls { display: flex; flex-wrap: wrap; gap: 14px; align-items: center; margin-bottom: 6px; }
@@ -87,10 +98,14 @@ function render({ model, el }) {
       <text x="630" y="186" text-anchor="end" font-size="10">q = ${n - 1}</text>`;
     root.querySelector(".cells").innerHTML = sim.map((v, q) =>
       `<div data-q="${q}" data-sim="${v.toFixed(4)}" title="PE[${state.position}]·PE[${q}] = ${v.toFixed(3)}" style="background:${cellColor(v / top)}"></div>`).join("");
+    const far = farthestLookalike(sim, state.position, 10);
     const at = (k) => (state.position + k < n ? sim[state.position + k].toFixed(3) : "–");
     root.querySelector(".summary").textContent =
       `similarity of p = ${state.position} with p+1: ${at(1)}, p+2: ${at(2)}, p+5: ${at(5)}, p+20: ${at(20)} ` +
-      `(move the slider: these numbers depend only on the offset, not on p).`;
+      `(move the slider: these numbers depend only on the offset, not on p). ` +
+      (far.offset === null ? "" : `Most similar position 10 or more away: p${far.offset > 0 ? "+" : ""}${far.offset}, ` +
+        `${far.value.toFixed(3)}. Fewer dimensions: far positions can look like neighbours; more: the curve is ` +
+        `smoother and falls more steadily with distance, and the peak gets wider, not sharper.`);
   }
 
   slider.addEventListener("input", () => { state.position = Number(slider.value); sync("position", state.position); draw(); });

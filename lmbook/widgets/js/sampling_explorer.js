@@ -47,19 +47,52 @@ const CSS = `
 .lmb-samp { font-family: var(--pst-font-family-base, system-ui, sans-serif); font-size: 13px; }
 .lmb-samp .controls { display: flex; flex-wrap: wrap; gap: 14px; align-items: center; margin-bottom: 8px; }
 .lmb-samp label { display: inline-flex; gap: 6px; align-items: center; }
-.lmb-samp .prompt-text { font-family: monospace; font-size: 12px; white-space: pre-wrap; background: #f3f4f6;
-  padding: 4px 6px; border-radius: 4px; margin-bottom: 6px; max-height: 6.5em; overflow: auto; }
+.lmb-samp .prompt-text { font-family: monospace; font-size: 12px; line-height: 1.4; background: #f3f4f6;
+  padding: 4px 6px; border-radius: 4px; margin-bottom: 6px; max-height: calc(6 * 1.4em); overflow: auto;
+  display: flex; flex-direction: column-reverse; }
+.lmb-samp .prompt-text > div { white-space: pre-wrap; }
+.lmb-samp .coverage { margin-bottom: 6px; color: #333; }
 .lmb-samp .bars { display: grid; grid-template-columns: 9em 1fr 4.5em; gap: 2px 8px; align-items: center; }
 .lmb-samp .tok { font-family: monospace; text-align: right; white-space: pre; overflow: hidden; }
 .lmb-samp .bar { height: 14px; background: #e5e7eb; position: relative; }
 .lmb-samp .bar .fill { position: absolute; left: 0; top: 0; bottom: 0; background: #2563eb; }
 .lmb-samp .bar .ghost { position: absolute; left: 0; top: 0; bottom: 0; background: #9ca3af; opacity: 0.5; }
-.lmb-samp .row-dropped .tok { color: #9ca3af; text-decoration: line-through; }
+.lmb-samp .tok.row-dropped { color: #9ca3af; text-decoration: line-through; }
 .lmb-samp .summary { margin-top: 6px; color: #333; }
 `;
 
+/** The widget's stylesheet (exported for the tests). */
+export function cssText() {
+  return CSS;
+}
+
 function esc(s) {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
+/** The line above the bars: how many tokens the explorer holds, out of how many, and how
+ *  much of the probability (at T = 1) they hold; everything below is over these tokens only. */
+export function coverageText({ logits, vocab_size: vocabSize, covered }) {
+  const n = logits.length, all = vocabSize ?? n;
+  if (n >= all) return `showing all ${all.toLocaleString("en-US")} tokens of the vocabulary.`;
+  return `showing the ${n.toLocaleString("en-US")} most likely of ${all.toLocaleString("en-US")} tokens; ` +
+    `they hold ${(100 * covered).toFixed(1)} % of the probability (at T = 1). Temperature, top-k and top-p ` +
+    `below act on these ${n} alone, renormalised, so top-p keeps fewer tokens here than over the full vocabulary.`;
+}
+
+/** The bars: one row (token, bar, percentage) per stored token, the first `shown` of them;
+ *  a token the filters drop gets class "row-dropped" on its token cell and its bar. */
+export function barsHtml(tokens, { probs, kept, final }, shown) {
+  const maxP = Math.max(...final, ...probs);
+  return tokens.slice(0, shown).map((t, i) => {
+    const vis = JSON.stringify(t).slice(1, -1).replace(/ /g, "·");
+    const cls = kept[i] ? "row-kept" : "row-dropped";
+    return `<div class="tok ${cls}" title="${esc(vis)}">${esc(vis)}</div>` +
+      `<div class="bar ${cls}" data-i="${i}" data-kept="${kept[i] ? 1 : 0}" ` +
+      `data-p="${final[i].toFixed(6)}"><div class="ghost" style="width:${(100 * probs[i]) / maxP}%"></div>` +
+      `<div class="fill" style="width:${(100 * final[i]) / maxP}%"></div></div>` +
+      `<div class="val">${(100 * final[i]).toFixed(1)}%</div>`;
+  }).join("");
 }
 
 function render({ model, el }) {
@@ -91,9 +124,15 @@ function render({ model, el }) {
     <label>top-p <input class="top-p" type="range" min="0.05" max="1" step="0.01"></label>
     <span class="top-p-value"></span>`;
   root.appendChild(controls);
+  // column-reverse: the box opens scrolled to the end of the prompt, where the next token goes.
+  const promptBox = document.createElement("div");
+  promptBox.className = "prompt-text";
   const promptText = document.createElement("div");
-  promptText.className = "prompt-text";
-  root.appendChild(promptText);
+  promptBox.appendChild(promptText);
+  root.appendChild(promptBox);
+  const coverage = document.createElement("div");
+  coverage.className = "coverage";
+  root.appendChild(coverage);
   const bars = document.createElement("div");
   bars.className = "bars";
   root.appendChild(bars);
@@ -118,20 +157,13 @@ function render({ model, el }) {
     q(".temperature-value").textContent = `T = ${state.temperature.toFixed(2)}`;
     q(".top-k-value").textContent = state.topK > 0 && state.topK < n ? `k = ${state.topK}` : "k = off";
     q(".top-p-value").textContent = state.topP < 1 ? `p = ${state.topP.toFixed(2)}` : "p = off";
-    promptText.textContent = p.text;
-    const maxP = Math.max(...final, ...probs);
-    bars.innerHTML = p.tokens.slice(0, shown).map((t, i) => {
-      const vis = JSON.stringify(t).slice(1, -1).replace(/ /g, "·");
-      return `<div class="tok ${kept[i] ? "" : "row-dropped"}" title="${esc(vis)}">${esc(vis)}</div>` +
-        `<div class="bar ${kept[i] ? "row-kept" : "row-dropped"}" data-i="${i}" data-kept="${kept[i] ? 1 : 0}" ` +
-        `data-p="${final[i].toFixed(6)}"><div class="ghost" style="width:${(100 * probs[i]) / maxP}%"></div>` +
-        `<div class="fill" style="width:${(100 * final[i]) / maxP}%"></div></div>` +
-        `<div class="val">${(100 * final[i]).toFixed(1)}%</div>`;
-    }).join("");
+    if (promptText.textContent !== p.text) promptText.textContent = p.text;
+    coverage.textContent = coverageText(p);
+    bars.innerHTML = barsHtml(p.tokens, { probs, kept, final }, shown);
     const nKept = kept.filter(Boolean).length;
-    summary.innerHTML = `<span class="n-kept">${nKept}</span> of the ${n} most likely tokens can be sampled ` +
-      `(they held ${(100 * probs.reduce((a, v, i) => (kept[i] ? a + v : a), 0)).toFixed(1)}% of the probability ` +
-      `before renormalising); most likely: <b>${esc(JSON.stringify(p.tokens[0]))}</b> ` +
+    summary.innerHTML = `<span class="n-kept">${nKept}</span> of these ${n} tokens can be sampled ` +
+      `(they held ${(100 * probs.reduce((a, v, i) => (kept[i] ? a + v : a), 0)).toFixed(1)}% of these ${n}'s ` +
+      `probability before renormalising); most likely: <b>${esc(JSON.stringify(p.tokens[0]))}</b> ` +
       `${(100 * final[0]).toFixed(1)}%; entropy <span class="entropy">${entropyBits(final).toFixed(2)}</span> bits. ` +
       `Grey: the probability after temperature only; blue: what sampling uses.`;
   }
