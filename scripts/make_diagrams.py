@@ -275,7 +275,7 @@ def transformer_block() -> Svg:
     g.rect(px, 44, pw, 594, ("#f9fafb", "#d1d5db"), rx=10)
     pcx = px + pw / 2
     g.text(pcx, 26, "Variant: post-LN", size=15, weight="bold")
-    g.lines(pcx, 66, ["(2017 paper, BERT; the book's", "encoder uses it too)"], size=13, colour=MUTED)
+    g.lines(pcx, 66, ["(2017 paper, BERT; lmbook's", "EncoderConfig default)"], size=13, colour=MUTED)
     sb = 150
     sx = pcx - sb / 2 - 14
     scx = sx + sb / 2
