@@ -55,6 +55,8 @@ def load_chat_model(cache_dir: str | Path | None = None, *, verbose: bool = Fals
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
     from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # the book's pages show results, not transformers' deprecation notices
+
     if (folder / "complete").is_file():
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         was_on = hf_logging.is_progress_bar_enabled()
