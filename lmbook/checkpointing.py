@@ -212,13 +212,19 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, metrics: dict | None 
     Returns:
         The path of the weights file.
 
+    Under ``torchrun`` only rank 0 writes: the other ranks return the same path without writing
+    (``lmbook.distributed.is_main_process``).
+
     Raises:
         ValueError: a weight is NaN or infinite (named), so a broken model never replaces a good checkpoint.
         PermissionError, OSError: the target cannot be written; the old checkpoint is left as it was.
     """
     from lmbook import __version__
+    from lmbook.distributed import is_main_process
 
     weights, config_path = _paths(path)
+    if not is_main_process():  # one writer: the other ranks hold the same weights (DDP keeps them equal)
+        return weights
     config = getattr(model, "config", None)
     text = json.dumps({  # fails before any file is written if something is not JSON-able
         "model_class": type(model).__name__,

@@ -14,11 +14,14 @@ evaluation every ``eval_every`` steps) in a ``History`` that can plot itself. A
 ``loss_fn`` may return a dict instead of a tensor: its ``"loss"`` entry is optimised,
 the others (say the MLM and NSP parts of BERT's loss) are only logged.
 
-Saving and loading what ``train`` produced is ``lmbook.checkpointing``'s job.
+Saving and loading what ``train`` produced is ``lmbook.checkpointing``'s job. Training on a GPU
+(``device="cuda"``, in bfloat16 autocast) or in several processes under ``torchrun`` (DDP, each rank
+on its slice of every batch) goes through ``lmbook.distributed``; on one CPU process nothing changes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import random
@@ -30,6 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lmbook import distributed as D
 from lmbook.checkpointing import load_checkpoint, read_metrics, register_model, save_checkpoint
 from lmbook.validation import check_int, check_number
 
@@ -143,7 +147,8 @@ def _as_losses(out, step: int) -> dict[str, Tensor]:
 def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float = 3e-4, weight_decay: float = 0.01,
           warmup_steps: int | None = None, min_lr_ratio: float = 0.1, grad_clip: float | None = 1.0,
           eval_fn: Callable | None = None, eval_every: int | None = None, progress: bool = True,
-          seed: int | None = None, log_every: int = 1) -> History:  # fmt: skip
+          seed: int | None = None, log_every: int = 1,
+          device: str | torch.device | None = None) -> History:  # fmt: skip
     """Train ``model`` in place with AdamW, warmup + cosine learning rate and gradient clipping.
 
     Weight decay applies only to matrices (``dim >= 2``), never to biases or LayerNorm
@@ -166,6 +171,15 @@ def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float
         progress: show a tqdm progress bar with the running loss.
         seed: seed ``torch`` and ``random`` first, so that two runs give the same numbers.
         log_every: log means over this many updates.
+        device: train on this device (``"cpu"``, ``"cuda"``); None: ``lmbook.distributed.current_device()``,
+            which is what ``python -m lmbook.recipes NAME --device ...`` chose (cpu by default). The model
+            and each batch are moved there (on CUDA the loss runs under bfloat16 autocast); ``eval_fn`` sees
+            the model on its original device, and the model goes back there at the end.
+
+    Under ``torchrun --nproc_per_node N`` (N > 1) every process joins a process group (gloo on CPU,
+    NCCL on CUDA), trains ``model`` wrapped in ``DistributedDataParallel`` on its slice of every batch
+    (``lmbook.distributed.shard``: the global batch is the one ``batches`` gives) and logs the mean of
+    the ranks' losses; only rank 0 shows progress.
 
     Returns:
         The ``History`` of the run.
@@ -186,6 +200,12 @@ def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float
         torch.manual_seed(seed)
         random.seed(seed)
     warmup_steps = steps // 10 if warmup_steps is None else warmup_steps
+    dev, distributed = D.current_device(device), D.is_distributed()
+    home = next(model.parameters()).device
+    moved = dev != home  # False on one CPU: then the loop below is exactly the single-process one
+    D.init_distributed(dev)
+    if moved:
+        model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]  # fmt: skip
@@ -193,16 +213,26 @@ def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float
     last_good = [p.detach().clone() for p in params]  # the weights before the current step, to undo a bad one
     next_batch, history, window = _batch_stream(batches), History(), {}
     was_training, start, eval_s = model.training, time.perf_counter(), 0.0
-    bar = tqdm(range(1, steps + 1), disable=not progress, desc="train")
+    bar = tqdm(range(1, steps + 1), disable=not progress or not D.is_main_process(), desc="train")
     model.train()
+    net = D.wrap_model(model, dev)  # DDP when distributed (it copies rank 0's weights to every rank), else model
     try:
         for step in bar:  # ``step`` counts updates from 1; the schedule counts from 0
             step_lr = lr_schedule(step - 1, lr=lr, steps=steps, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = step_lr
-            losses = _as_losses(loss_fn(model, next_batch(step - 1)), step)
+            batch = next_batch(step - 1)
+            if distributed:
+                batch = D.shard(batch)
+            if dev.type != "cpu":
+                batch = D.to_device(batch, dev)
+            with torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext():
+                losses = _as_losses(loss_fn(net, batch), step)
+            if distributed:  # every rank logs (and checks) the mean over ranks, i.e. the loss of the global batch
+                values = [float(v.detach()) if isinstance(v, Tensor) else float(v) for v in losses.values()]
+                logged = dict(zip(losses, D.reduce_mean(values, dev), strict=True))
             kept = f"stopped before the optimiser step: the model keeps the weights after step {step - 1}"
-            if not math.isfinite(loss := losses["loss"].item()):
+            if not math.isfinite(loss := logged["loss"] if distributed else losses["loss"].item()):
                 raise FloatingPointError(f"loss became {loss} at step {step} of {steps} (lr={step_lr:.3g}); {kept}")
             optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
@@ -210,6 +240,9 @@ def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float
             if not math.isfinite(grad_norm):
                 raise FloatingPointError(f"gradient norm became {grad_norm} at step {step} of {steps} "
                                          f"(lr={step_lr:.3g}); {kept}")  # fmt: skip
+            if distributed and step == 1 and abs(D.reduce_mean([grad_norm], dev)[0] - grad_norm) > 1e-5 * grad_norm:
+                raise RuntimeError(f"rank {D.rank()}: the gradients of the {D.world_size()} processes differ after "
+                                   f"DDP's all-reduce (norm {grad_norm:.6g} here); training would diverge")  # fmt: skip
             torch._foreach_copy_(last_good, [p.detach() for p in params])
             try:
                 optimizer.step()
@@ -223,7 +256,8 @@ def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float
                 raise FloatingPointError(f"the optimiser step made parameters NaN or infinite at step {step} of "
                                          f"{steps} (lr={step_lr:.3g}); undone: the model keeps the weights "
                                          f"after step {step - 1}. Try a smaller lr")  # fmt: skip
-            logged = {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in losses.items()}
+            if not distributed:
+                logged = {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in losses.items()}
             for name, value in {**logged, "lr": step_lr, "grad_norm": grad_norm}.items():
                 window.setdefault(name, []).append(value)
             if step % log_every == 0 or step == steps:
@@ -239,8 +273,12 @@ def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float
             if eval_fn is not None and ((eval_every and step % eval_every == 0) or step == steps):
                 eval_start = time.perf_counter()
                 model.eval()
+                if moved:  # eval_fn's data lives on the model's original device
+                    model.to(home)
                 with torch.no_grad():
                     metrics = eval_fn(model)
+                if moved:
+                    model.to(dev)
                 model.train()
                 eval_s += time.perf_counter() - eval_start
                 history.eval_steps.append(step)
@@ -249,6 +287,8 @@ def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float
     finally:
         bar.close()
         model.train(was_training)
+        if moved:
+            model.to(home)
     history.elapsed_s = time.perf_counter() - start
     history.ms_per_step = 1000 * (history.elapsed_s - eval_s) / steps
     return history

@@ -13,6 +13,12 @@ Recipes only train and write checkpoints: the data splits, evaluation sets and b
 live in the library (``lmbook.pretraining``, ``lmbook.finetuning``) and ``_setup`` is their one
 shared seed-and-threads call.
 
+``run_recipe(name, device="cuda")`` (``--device cuda`` on the command line) trains on a GPU: the device is
+set for the whole run with ``lmbook.distributed.use_device``, which ``lmbook.training.train`` reads, so the
+recipe functions take no device argument. Under ``torchrun --nproc_per_node N`` every process runs the
+recipe and ``train`` shares each batch between them; only rank 0 writes into ``out_dir`` (the other ranks
+write into a temporary folder that is deleted afterwards).
+
 Example:
     >>> from lmbook.recipes import load_pretrained
     >>> tok = load_pretrained("tokenizer-wiki")           # doctest: +SKIP
@@ -21,8 +27,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,13 +94,24 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
     return out
 
 
-def run_recipe(name: str, out_dir: str | Path | None = None) -> dict:
+def run_recipe(name: str, out_dir: str | Path | None = None, device: str | None = None) -> dict:
     """Run recipe ``name``, writing into ``out_dir`` (default ``checkpoint_dir(name)``); returns its metrics.
 
     ``out_dir`` is created and checked for writing first, so a bad folder fails before any training.
+    ``device`` (``"cpu"`` or ``"cuda"``; None keeps ``lmbook.distributed.current_device()``, cpu unless
+    ``$LMBOOK_DEVICE`` says otherwise) is where ``train`` runs; a device this machine lacks fails at once.
+    Under ``torchrun`` only rank 0 writes into ``out_dir``.
     """
+    from lmbook import distributed
+
     fn = recipe_function(name)
-    return fn(out_dir=prepare_out_dir(out_dir if out_dir is not None else checkpoint_dir(name)))
+    out = prepare_out_dir(out_dir if out_dir is not None else checkpoint_dir(name))
+    with contextlib.ExitStack() as stack:
+        if device is not None:
+            stack.enter_context(distributed.use_device(device))
+        if not distributed.is_main_process():  # one writer: the other ranks' files go to a throwaway folder
+            out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"lmbook-rank{distributed.rank()}-")))
+        return fn(out_dir=out)
 
 
 def _setup(seed: int = 0) -> None:

@@ -43,7 +43,10 @@ __all__ = ["decoder", "encoder", "encoder_mlm_only", "tokenizer_wiki"]
 
 
 def _environment() -> dict:
-    return {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads()}
+    from lmbook.distributed import current_device, world_size
+
+    return {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
+            "device": current_device().type, "processes": world_size()}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- tokenizer
