@@ -1,7 +1,7 @@
 """Every cross-reference points at a label that exists (issue 14): renumbering a section never breaks a link.
 
-Labels are MyST targets, ``(sec-attention-scaling)=`` on the line before a heading, in the notebooks
-and in ``book/*.md``. They are cited as ``{ref}`sec-…``` / ``{numref}`…``` in markdown, and as
+Labels are MyST targets, ``(sec-attention-scaling)=`` on the line before a heading, and the ``:name:``
+of a figure, in the notebooks and in ``book/*.md``. They are cited as ``{ref}`sec-…``` / ``{numref}`…``` in markdown, and as
 ``(book: sec-…)`` in the docstrings and comments of ``lmbook`` (several labels: ``(book: sec-a, sec-b)``).
 """
 
@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFINED = re.compile(r"^\(([\w-]+)\)=\s*$", re.MULTILINE)
+DEFINED = re.compile(r"^\(([\w-]+)\)=\s*$|^:name:\s*([\w-]+)\s*$", re.MULTILINE)  # targets and figure names
 ROLE = re.compile(r"\{(?:ref|numref)\}`(?:[^`<]*<)?([\w-]+)>?`")  # {ref}`label` or {ref}`text <label>`
 BOOK = re.compile(r"\(book: ([a-z]+-[\w-]+(?:,\s+[a-z]+-[\w-]+)*)\)")  # lmbook docstrings and comments
 
@@ -29,7 +29,7 @@ def _pages() -> list[Path]:
 
 
 def defined_labels() -> set[str]:
-    return {label for page in _pages() for label in DEFINED.findall(_markdown_of(page))}
+    return {a or b for page in _pages() for a, b in DEFINED.findall(_markdown_of(page))}
 
 
 def cited_labels() -> dict[str, set[str]]:
