@@ -47,7 +47,7 @@ def cited_labels() -> dict[str, set[str]]:
 
 
 def test_the_patterns_read_what_they_should():
-    assert DEFINED.findall("x\n(sec-attention-scaling)=\n## 3.2 Why") == ["sec-attention-scaling"]
+    assert DEFINED.findall("x\n(sec-attention-scaling)=\n## 3.2 Why\n:name: fig-x\n") == [("sec-attention-scaling", ""), ("", "fig-x")]
     assert ROLE.findall("see {ref}`sec-a` and {numref}`Figure %s <fig-b>`") == ["sec-a", "fig-b"]
     assert BOOK.findall('"""Masks (book: sec-attention-masks, sec-x).') == ["sec-attention-masks, sec-x"]
     assert BOOK.findall("def book_split(book: str) -> str:") == []
