@@ -8,6 +8,7 @@ from lmbook.widgets.attention import AttentionExplorer
 from lmbook.widgets.base import JS_DIR, Explorer
 from lmbook.widgets.bpe import BPEExplorer
 from lmbook.widgets.feedback import FeedbackReplay, live_feedback
+from lmbook.widgets.live_encoder import LiveAttentionExplorer
 from lmbook.widgets.masking import MaskingExplorer
 from lmbook.widgets.positions import PositionExplorer
 from lmbook.widgets.sampling import SamplingExplorer
@@ -18,6 +19,7 @@ __all__ = [
     "AttentionExplorer",  # Chapter 3
     "BPEExplorer",  # Chapter 1
     "FeedbackReplay",  # Chapter 6
+    "LiveAttentionExplorer",  # Chapter 3 (the pretrained encoder, live in the page)
     "MaskingExplorer",  # Chapter 4
     "PositionExplorer",  # Chapter 2
     "SamplingExplorer",  # Chapter 6
