@@ -83,3 +83,19 @@ def test_every_chapter_page_says_how_to_run_it(browser, server):
         text = note.inner_text()
         assert "make lab" in text and ".ipynb" in text and "lmbook" in text
         p.close()
+
+
+def test_live_explorer_recomputes_the_encoder_for_a_typed_sentence(chapter3):
+    """Issue 16: typing a new sentence redraws the book's own encoder, with no kernel and no network."""
+    page = chapter3.page
+    page.wait_for_selector(".lmb-live table.heatmap td", timeout=30_000)
+    heat = lambda: page.locator(".lmb-live table.heatmap td").evaluate_all("cs => cs.map(c => c.dataset.w || c.title)")
+    before_cells, before_guesses = heat(), page.locator(".lmb-live .predictions").inner_text()
+    box = page.locator(".lmb-live input.text")
+    box.fill("The river flows into the [MASK] Ocean near the old harbour.")
+    box.dispatch_event("input")
+    page.wait_for_timeout(1500)
+    after_cells, after_guesses = heat(), page.locator(".lmb-live .predictions").inner_text()
+    assert len(after_cells) != len(before_cells) or after_cells != before_cells, "the heatmap did not change"
+    assert "[MASK]" in after_guesses and after_guesses != before_guesses, "the masked-word guesses did not change"
+    chapter3.assert_clean()
