@@ -609,6 +609,7 @@ def test_clean_wikitext_refs_unchanged():
 # ----------------------------------------------------------------------------- configs
 from lmbook.validation import check_config  # noqa: E402
 
+
 def _unchecked(cls, **changes):
     """A config with bad fields that skips ``__post_init__``, to call ``check_config`` on it directly."""
     config = cls()
