@@ -7,36 +7,7 @@
 Everything is re-exported here: ``from lmbook.corpora import load_bible_pairs``.
 """
 
-from lmbook.corpora.bible import (
-    BOOKS,
-    DATA_FILE,
-    MIN_TAG_AGREEMENT,
-    SPLITS,
-    TEST_BOOKS,
-    VAL_BOOKS,
-    BibleVerse,
-    alignment_error_rate,
-    book_split,
-    detokenize,
-    dictionary_baseline,
-    load_bible_pairs,
-    tokenize,
-    word_alignments,
-)
+from lmbook.corpora import bible
+from lmbook.corpora.bible import *  # noqa: F403  (the package re-exports exactly the module's names)
 
-__all__ = [
-    "BOOKS",
-    "DATA_FILE",
-    "MIN_TAG_AGREEMENT",
-    "SPLITS",
-    "TEST_BOOKS",
-    "VAL_BOOKS",
-    "BibleVerse",
-    "alignment_error_rate",
-    "book_split",
-    "detokenize",
-    "dictionary_baseline",
-    "load_bible_pairs",
-    "tokenize",
-    "word_alignments",
-]
+__all__ = bible.__all__
