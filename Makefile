@@ -41,9 +41,9 @@ BOOK_SOURCES := _config.yml _toc.yml $(shell find lmbook notebooks book -type f 
 	-not -path '*/vendor/*' -not -path '*/__pycache__/*' -not -path '*/.ipynb_checkpoints/*' -not -name '.stamp-*')
 
 $(HTML): $(PY_STAMP) $(JS_STAMP) $(BOOK_SOURCES)
-	@start=$$(date +%s); \
-	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going --quiet; \
-	echo "book built in $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); status=0; \
+	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going --quiet || status=$$?; \
+	echo "book built in $$(( $$(date +%s) - start )) s (exit status $$status)"; exit $$status
 
 test: $(HTML)
 	$(PY) -m pytest --nbval-lax tests notebooks
