@@ -331,7 +331,8 @@ class FeedbackSession:
         for k in range(self.updates):
             loss, step_kl = _reply_loss(self.policy, self.reference, batch_ids, len(self.prompt_ids), rewards,
                                         baseline, self.beta)  # fmt: skip
-            kl = step_kl if k == 0 else kl  # the KL before this click's steps
+            if k == 0:
+                kl = step_kl  # the KL before this click's steps
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0)

@@ -89,7 +89,9 @@ def test_live_explorer_recomputes_the_encoder_for_a_typed_sentence(chapter3):
     """Issue 16: typing a new sentence redraws the book's own encoder, with no kernel and no network."""
     page = chapter3.page
     page.wait_for_selector(".lmb-live table.heatmap td", timeout=30_000)
-    heat = lambda: page.locator(".lmb-live table.heatmap td").evaluate_all("cs => cs.map(c => c.dataset.w || c.title)")
+    def heat():
+        return page.locator(".lmb-live table.heatmap td").evaluate_all("cs => cs.map(c => c.dataset.w || c.title)")
+
     before_cells, before_guesses = heat(), page.locator(".lmb-live .predictions").inner_text()
     box = page.locator(".lmb-live input.text")
     box.fill("The river flows into the [MASK] Ocean near the old harbour.")

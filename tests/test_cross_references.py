@@ -1,8 +1,9 @@
 """Every cross-reference points at a label that exists (issue 14): renumbering a section never breaks a link.
 
-Labels are MyST targets, ``(sec-attention-scaling)=`` on the line before a heading, and the ``:name:``
-of a figure, in the notebooks and in ``book/*.md``. They are cited as ``{ref}`sec-…``` / ``{numref}`…``` in markdown, and as
-``(book: sec-…)`` in the docstrings and comments of ``lmbook`` (several labels: ``(book: sec-a, sec-b)``).
+Labels are MyST targets, ``(sec-attention-scaling)=`` on the line before a heading, and the
+``:name:`` of a figure, in the notebooks and in ``book/*.md``. They are cited as ``{ref}`sec-…```
+/ ``{numref}`…``` in markdown, and as ``(book: sec-…)`` in the docstrings and comments of ``lmbook``
+(several labels: ``(book: sec-a, sec-b)``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def cited_labels() -> dict[str, set[str]]:
 
 
 def test_the_patterns_read_what_they_should():
-    assert DEFINED.findall("x\n(sec-attention-scaling)=\n## 3.2 Why\n:name: fig-x\n") == [("sec-attention-scaling", ""), ("", "fig-x")]
+    text = "x\n(sec-attention-scaling)=\n## 3.2 Why\n:name: fig-x\n"
+    assert DEFINED.findall(text) == [("sec-attention-scaling", ""), ("", "fig-x")]
     assert ROLE.findall("see {ref}`sec-a` and {numref}`Figure %s <fig-b>`") == ["sec-a", "fig-b"]
     assert BOOK.findall('"""Masks (book: sec-attention-masks, sec-x).') == ["sec-attention-masks, sec-x"]
     assert BOOK.findall("def book_split(book: str) -> str:") == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import timeit
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import torch
 
 import lmbook
 from lmbook.data import load_corpus
-
 from lmbook.tokenizers import (
     BYTE_OFFSET,
     SPECIAL_TOKENS,

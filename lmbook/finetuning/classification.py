@@ -23,9 +23,8 @@ from lmbook.finetuning.metrics import accuracy
 from lmbook.models import Encoder, EncoderConfig
 from lmbook.tokenizers import CLS_ID, PAD_ID, SEP_ID
 
-__all__ = ["ClassifierConfig", "SequenceClassifier", "check_mean_pooling", "classification_batch", "classification_loss",
-           "classifier_eval",
-           "encode_articles", "freeze_encoder"]  # fmt: skip
+__all__ = ["ClassifierConfig", "SequenceClassifier", "check_mean_pooling", "classification_batch",
+           "classification_loss", "classifier_eval", "encode_articles", "freeze_encoder"]  # fmt: skip
 
 
 def _encoder_config(c) -> EncoderConfig:

@@ -28,7 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lmbook.finetuning.classification import SequenceClassifier, classification_batch, classification_loss, classifier_eval
+from lmbook.finetuning.classification import (
+    SequenceClassifier,
+    classification_batch,
+    classification_loss,
+    classifier_eval,
+)
 from lmbook.training import train
 
 __all__ = ["label_budget_subset", "fine_tune_accuracy", "probe_accuracy", "mean_pooled_features"]

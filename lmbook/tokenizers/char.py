@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from lmbook.tokenizers.base import SPECIAL_TOKENS, UNK_ID, FORMAT_VERSION, Tokenizer
+from lmbook.tokenizers.base import FORMAT_VERSION, SPECIAL_TOKENS, UNK_ID, Tokenizer
 
 __all__ = ["CharTokenizer"]
 
