@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["FeedbackSession", "SimulatedUser", "dpo_loss", "evaluate_policy", "kl_to_reference", "preference_pairs",
+__all__ = ["FeedbackSession", "SimulatedUser", "check_dpo_loss", "dpo_loss", "evaluate_policy", "kl_to_reference", "preference_pairs",
            "reinforce_loss", "sample_replies", "sequence_logprobs", "token_logprobs", "train_dpo",
            "train_reinforce"]  # fmt: skip
 
@@ -97,6 +97,47 @@ def dpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,
         raise ValueError(f"beta must be > 0, got {beta}")
     margin = (policy_chosen - ref_chosen.detach()) - (policy_rejected - ref_rejected.detach())
     return -F.logsigmoid(beta * margin).mean(), margin.detach()
+
+
+def check_dpo_loss(fn: Callable) -> str:
+    """Exercise checker (book: sec-feedback-exercises): ``fn(policy_chosen, policy_rejected, ref_chosen,
+    ref_rejected, beta) -> loss``, the mean DPO loss over pairs, against :func:`dpo_loss`.
+
+    Raises ``AssertionError`` naming the mistake: a margin of the wrong sign, no β, no reference model,
+    a sum instead of a mean, ``log(sigmoid(...))`` that overflows, gradient into the frozen reference.
+    """
+    g = torch.Generator().manual_seed(0)
+    pc, pr, rc, rr = (3 * torch.randn(8, generator=g) for _ in range(4))
+    beta, margin = 0.5, (pc - rc) - (pr - rr)
+    got = fn(pc, pr, rc, rr, beta)
+    if not isinstance(got, Tensor) or got.dim() != 0:
+        shape = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
+        raise AssertionError(f"fn must return the loss as one number (a 0-dim tensor, the mean over pairs), got {shape}")
+    mistakes = [(-F.logsigmoid(-beta * margin).mean(), "the margin has the wrong sign: the preferred reply's "
+                 "log-ratio log π(y+) - log π_ref(y+) comes first"),
+                (-F.logsigmoid(margin).mean(), "β is missing: the loss is -log σ(β · margin)"),
+                (-F.logsigmoid(beta * (pc - pr)).mean(), "the reference model is missing: subtract log π_ref from "
+                 "each log π"),
+                (-F.logsigmoid(beta * margin).sum(), "that is the sum over the pairs: take the mean")]
+    for value, message in mistakes:
+        if torch.allclose(got, value, atol=1e-5):
+            raise AssertionError(message)
+    want = dpo_loss(pc, pr, rc, rr, beta)[0]
+    if not torch.allclose(got, want, atol=1e-5):
+        raise AssertionError(f"loss {got.item():.4f}, expected {want.item():.4f} = -mean(log σ(β · margin))")
+    zero = torch.zeros(2)
+    far = fn(torch.tensor([-300.0, 300.0]), zero, zero, zero, 1.0)
+    if not torch.isfinite(far):
+        raise AssertionError(f"the loss is {far.item()} for a margin of -300: log(sigmoid(x)) underflows to "
+                             "log 0; use torch.nn.functional.logsigmoid")
+    policy, refs = pc.clone().requires_grad_(), (rc.clone().requires_grad_(), rr.clone().requires_grad_())
+    fn(policy, pr, refs[0], refs[1], beta).backward()
+    if any(r.grad is not None and r.grad.abs().max() > 0 for r in refs):
+        raise AssertionError("gradient flows into the reference log-probabilities: the reference model is "
+                             "frozen, detach them")
+    if policy.grad is None or not (policy.grad < 0).all():
+        raise AssertionError("the gradient of the loss must push every log π(y+) up")
+    return f"DPO loss correct: {want.item():.4f} on 8 pairs, finite for a margin of ±300, no gradient into the reference"
 
 
 # ----------------------------------------------------------------------------- simulated users

@@ -20,7 +20,8 @@ import importlib
 import importlib.resources
 from pathlib import Path
 
-__all__ = ["CJK_FONT_FAMILY", "CJK_FONT_PACKAGE", "cjk_font_path", "use_cjk_font"]
+__all__ = ["CJK_FONT_FAMILY", "CJK_FONT_PACKAGE", "COLUMN_PX", "check_figure_fonts", "cjk_font_path",
+           "rendered_font_sizes", "use_cjk_font"]
 
 CJK_FONT_FAMILY = "Noto Sans SC"
 """Family name of the CJK font, as matplotlib and the web pages know it."""
@@ -86,3 +87,42 @@ def use_cjk_font() -> str:
     at = sans.index("DejaVu Sans") + 1 if "DejaVu Sans" in sans else len(sans)
     rc["font.sans-serif"] = [*sans[:at], CJK_FONT_FAMILY, *sans[at:]]
     return CJK_FONT_FAMILY
+
+
+# ----------------------------------------------------------------------------- readable figures
+COLUMN_PX = 688
+"""Width in CSS pixels of a cell output in the built book at a 1280 px window (measured in Chromium):
+a wider figure image is scaled down to it, and its fonts with it."""
+
+
+def rendered_font_sizes(fig, column_px: int = COLUMN_PX) -> list[tuple[float, str]]:
+    """Every visible, non-empty text of ``fig`` as ``(size, text)``, smallest first, with ``size`` the
+    font size in CSS points as a reader of the built book sees it.
+
+    The book saves a figure at ``fig.dpi`` with a tight bounding box and shows the image at its own
+    width, or scaled down to ``column_px`` when it is wider. A font of ``s`` points is then
+    ``s * dpi / 72 * scale`` CSS pixels tall, that is ``s * dpi / 96 * scale`` CSS points.
+    """
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    width_px = fig.get_tightbbox(fig.canvas.get_renderer()).width * fig.dpi
+    scale = min(1.0, column_px / width_px)
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()
+             and (t.axes is None or t.axes.get_visible())]
+    return sorted((t.get_fontsize() * fig.dpi / 96 * scale, t.get_text()) for t in texts)
+
+
+def check_figure_fonts(fig, min_pt: float = 9.0, column_px: int = COLUMN_PX) -> float:
+    """Raise ``AssertionError`` if a text of ``fig`` shows smaller than ``min_pt`` points in the book
+    (see :func:`rendered_font_sizes`), naming the text and saying what to change; return the smallest size."""
+    sizes = rendered_font_sizes(fig, column_px)
+    if not sizes:
+        raise ValueError("fig has no visible text to check")
+    size, text = sizes[0]
+    if size < min_pt:
+        width = fig.get_size_inches()[0]
+        raise AssertionError(f"the text {text[:40]!r} shows at {size:.1f} pt in the book, below {min_pt} pt: "
+                             f"enlarge its font, or narrow the figure ({width:.1f} in wide; at dpi {fig.dpi:.0f} "
+                             f"the column holds {column_px / fig.dpi:.2f} in without scaling)")
+    return size

@@ -170,3 +170,54 @@ def test_feedback_session_memory_replays_recent_ratings(decoder):
     one = FeedbackSession(decoder, ToyTokenizer(), "hello", lr=1e-2, max_new_tokens=5, seed=0, memory=1, updates=1)
     one.generate()
     assert one.feedback(True)["baseline"] == 0.5, "memory=1 keeps the running-mean baseline, which starts at 0.5"
+
+
+# ----------------------------------------------------------------------------- exercise checkers
+def test_check_dpo_loss_accepts_the_right_answer_and_names_mistakes():
+    import torch.nn.functional as F
+
+    from lmbook.interaction import check_dpo_loss
+
+    def right(pc, pr, rc, rr, beta):
+        return -F.logsigmoid(beta * ((pc - rc.detach()) - (pr - rr.detach()))).mean()
+
+    assert "correct" in check_dpo_loss(right)
+    wrong = {
+        "wrong sign": lambda pc, pr, rc, rr, beta: right(pr, pc, rr, rc, beta),
+        "β is missing": lambda pc, pr, rc, rr, beta: right(pc, pr, rc, rr, 1.0),
+        "reference model is missing": lambda pc, pr, rc, rr, beta: right(pc, pr, 0 * rc, 0 * rr, beta),
+        "sum over the pairs": lambda pc, pr, rc, rr, beta: len(pc) * right(pc, pr, rc, rr, beta),
+        "logsigmoid": lambda pc, pr, rc, rr, beta: -torch.log(torch.sigmoid(beta * ((pc - rc) - (pr - rr)))).mean(),
+        "detach them": lambda pc, pr, rc, rr, beta: -F.logsigmoid(beta * ((pc - rc) - (pr - rr))).mean(),
+        "one number": lambda pc, pr, rc, rr, beta: -F.logsigmoid(beta * ((pc - rc) - (pr - rr))),
+        "expected": lambda pc, pr, rc, rr, beta: right(pc, pr, rc, rr, beta) + 0.1,
+    }
+    for words, fn in wrong.items():
+        with pytest.raises(AssertionError, match=words):
+            check_dpo_loss(fn)
+
+
+def test_check_lora_accepts_the_right_answer_and_names_mistakes():
+    from lmbook.lora import check_lora
+
+    class Right(nn.Module):
+        def __init__(self, base, r, alpha, *, frozen=True, b_init=0.0, scale=True, a_init=1.0):
+            super().__init__()
+            self.base, self.scale = base, (alpha / r if scale else 1.0)
+            base.requires_grad_(not frozen)
+            self.lora_A = nn.Parameter(a_init * torch.randn(r, base.in_features))
+            self.lora_B = nn.Parameter(torch.full((base.out_features, r), b_init))
+
+        def forward(self, x):
+            return self.base(x) + self.scale * (x @ self.lora_A.T @ self.lora_B.T)
+
+    assert "ok" in check_lora(Right)
+    wrong = {
+        "only lora_A and lora_B may be trainable": lambda b, r, a: Right(b, r, a, frozen=False),
+        "start lora_B at zero": lambda b, r, a: Right(b, r, a, b_init=0.1),
+        "initialise A randomly": lambda b, r, a: Right(b, r, a, a_init=0.0),
+        "alpha / r": lambda b, r, a: Right(b, r, a, scale=False),
+    }
+    for words, cls in wrong.items():
+        with pytest.raises(AssertionError, match=words):
+            check_lora(cls)

@@ -77,3 +77,31 @@ def test_missing_package_names_the_pip_command(monkeypatch):
     monkeypatch.setattr(plotting, "_MODULE", "no_such_font_package_xyz")
     with pytest.raises(ModuleNotFoundError, match="pip install pylopdf-fonts-zh-cn==0.1.1"):
         plotting.use_cjk_font()
+
+
+def test_rendered_font_sizes_scale_a_wide_figure_down_to_the_column():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lmbook.plotting import COLUMN_PX, check_figure_fonts, rendered_font_sizes
+
+    narrow, ax = plt.subplots(figsize=(6, 3), dpi=100)
+    ax.set_title("title", fontsize=12)
+    ax.set_xlabel("label", fontsize=10)
+    sizes = dict((text, size) for size, text in rendered_font_sizes(narrow))
+    assert sizes["label"] == pytest.approx(10 * 100 / 96)  # narrower than the column: not scaled
+    assert check_figure_fonts(narrow) == pytest.approx(min(sizes.values()))
+
+    wide, ax = plt.subplots(figsize=(14, 3), dpi=100)
+    ax.tick_params(labelsize=30)
+    ax.set_xlabel("tiny label", fontsize=10)
+    width_px = wide.get_tightbbox(wide.canvas.get_renderer()).width * 100
+    size = dict((text, s) for s, text in rendered_font_sizes(wide))["tiny label"]
+    assert size == pytest.approx(10 * 100 / 96 * COLUMN_PX / width_px, rel=1e-3)
+    with pytest.raises(AssertionError, match="'tiny label'.*below 9.0 pt.*narrow the figure"):
+        check_figure_fonts(wide)
+    ax.set_xlabel("hidden", visible=False)
+    assert check_figure_fonts(wide) > 9  # invisible and empty texts do not count
+    plt.close("all")
