@@ -1,10 +1,12 @@
 """Sphinx extension: keep every built page free of scripts from a CDN.
 
-bertviz writes ``<script src="https://…/require.js">`` into its output so that it
-works in a bare notebook; the book already serves require.js itself (see
-``_config.yml``), so the tag is removed from page bodies here. Any other remote
-script left in a page body is reported as a warning, which the ``-W`` build
-turns into an error.
+The chapters draw bertviz views through ``lmbook.viz``, whose output carries its own
+copies of d3 and jQuery (in ``<script data-lmbook-vendor=…>``) so that it draws in
+JupyterLab with no network. Every book page loads d3 and jQuery already (see
+``_config.yml``), so those copies are removed from page bodies here (≈ 320 kB per view).
+A bare bertviz call would write ``<script src="https://…/require.js">``; that tag is
+removed too. Any other remote script left in a page body is reported as a warning,
+which the ``-W`` build turns into an error.
 
 It also removes duplicate inline scripts. Sphinx 7.4 registers an inline script
 added after the builder starts (sphinx-thebe's ``const THEBE_JS_URL = …``) twice:
@@ -23,6 +25,8 @@ import re
 from docutils import nodes
 from sphinx.util import logging
 
+from lmbook.viz import strip_vendor_scripts
+
 logger = logging.getLogger(__name__)
 
 _BERTVIZ_REQUIRE = re.compile(r'<script src="https://[^"]*/require\.js/[^"]*"></script>')
@@ -33,7 +37,7 @@ def strip_remote_scripts(app, pagename, templatename, context, doctree) -> None:
     body = context.get("body")
     if not body:
         return
-    body = _BERTVIZ_REQUIRE.sub("", body)
+    body = _BERTVIZ_REQUIRE.sub("", strip_vendor_scripts(body))
     for match in _REMOTE_SCRIPT.finditer(body):
         logger.warning("page %s loads a remote script: %s", pagename, match.group(0), location=pagename)
     context["body"] = body

@@ -9,6 +9,7 @@ import torch
 
 from lmbook.tokenizers import BPETokenizer
 from lmbook.widgets import JS_DIR, AttentionExplorer, BPEExplorer, SamplingExplorer
+from lmbook.widgets.base import browser_module
 
 pytestmark = pytest.mark.browser
 
@@ -19,6 +20,7 @@ RENDER = """async ([src, state]) => {
   const model = { get: (k) => state[k], set() {}, save_changes() {}, on() {} };
   const mod = await import(URL.createObjectURL(new Blob([src], { type: "text/javascript" })));
   mod.default.render({ model, el });
+  return el.getAttribute("data-lm-suppress-shortcuts");
 }"""
 
 
@@ -33,8 +35,10 @@ def render(browser):
 
     def _render(widget, js):
         state = {k: v for k, v in widget.get_state().items() if not k.startswith("_")}
-        page.evaluate(RENDER, [(JS_DIR / js).read_text(), json.loads(json.dumps(state))])
+        # The module the widget really sends (its file plus lmbook.widgets.base.KEYBOARD_JS).
+        suppressed = page.evaluate(RENDER, [browser_module(JS_DIR / js), json.loads(json.dumps(state))])
         assert not errors, errors
+        assert suppressed == "true", "the widget must keep its keys from JupyterLab's shortcuts"
         return page
 
     yield _render
