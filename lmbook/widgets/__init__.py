@@ -8,6 +8,7 @@ from lmbook.widgets.attention import AttentionExplorer
 from lmbook.widgets.base import JS_DIR, Explorer
 from lmbook.widgets.bpe import BPEExplorer
 from lmbook.widgets.feedback import FeedbackReplay, live_feedback
+from lmbook.widgets.live_decoder import LiveGenerator
 from lmbook.widgets.live_encoder import LiveAttentionExplorer
 from lmbook.widgets.masking import MaskingExplorer
 from lmbook.widgets.positions import PositionExplorer
@@ -19,7 +20,8 @@ __all__ = [
     "AttentionExplorer",  # Chapter 3
     "BPEExplorer",  # Chapter 1
     "FeedbackReplay",  # Chapter 6
-    "LiveAttentionExplorer",  # Chapter 3 (the pretrained encoder, live in the page)
+    "LiveAttentionExplorer",  # Chapters 3 and 4 (the pretrained encoder, live in the page)
+    "LiveGenerator",  # Chapter 6 (the pretrained decoder generating in the page)
     "MaskingExplorer",  # Chapter 4
     "PositionExplorer",  # Chapter 2
     "SamplingExplorer",  # Chapter 6

@@ -4,23 +4,21 @@ The reader types a sentence; the page tokenises it with the book's BPE and runs 
 encoder (``load_pretrained("encoder")``) in JavaScript, then draws any layer's and head's
 attention and the top-5 guesses for each ``[MASK]``. Python sends two things once:
 
-- the weights, from :func:`encoder_payload`: every matrix as float16 (half the bytes of float32;
-  about 3 significant digits), every vector (biases, LayerNorm gains, ~12 k numbers) as float32,
-  each base64-encoded little-endian bytes. The NSP head is left out: the page does not use it.
+- the weights, from :func:`encoder_payload` (:mod:`lmbook.widgets.live`): every matrix as float16
+  (half the bytes of float32; about 3 significant digits) or int8 with a scale per row (a quarter;
+  the book's pages use it, see the size budget in that module), every vector (biases, LayerNorm
+  gains, ~12 k numbers) as float32. The NSP head is left out: the page does not use it.
 - the tokenizer's merges, which ``bpe_explorer.js`` applies exactly as ``BPETokenizer`` does.
 
 ``lmbook/widgets/js/live_encoder.js`` holds ``forward()``, a plain re-telling of
-``Encoder.forward``; the widget's ESM is ``bpe_explorer.js`` (wrapped as a ``bpe`` object)
-followed by that file. :meth:`LiveAttentionExplorer.forward` is the Python twin: the same
-steps with lmbook's own functions, on the same float16-rounded weights.
+``Encoder.forward``; the widget's ESM is ``bpe_explorer.js`` (wrapped as a ``bpe`` object),
+``live_transformer.js`` (the pieces it shares with the live decoder), then that file.
+:meth:`LiveAttentionExplorer.forward` is the Python twin: the same steps with lmbook's own
+functions, on the same rounded weights.
 """
 
 from __future__ import annotations
 
-import base64
-import re
-
-import numpy as np
 import torch
 import traitlets as t
 
@@ -29,73 +27,39 @@ from lmbook.models import Encoder
 from lmbook.tokenizers import BYTE_OFFSET, SPECIAL_TOKENS, BPETokenizer
 from lmbook.tokenizers.base import CLS_ID, MASK_ID, SEP_ID
 from lmbook.validation import check_int, check_number
-from lmbook.widgets.base import JS_DIR, Explorer
+from lmbook.widgets.base import Explorer
+from lmbook.widgets.live import PRECISIONS, live_esm, model_from_payload, payload_bytes, weights_payload
 
 __all__ = [
     "LiveAttentionExplorer", "encoder_from_payload", "encoder_payload", "live_encoder_esm", "live_ids", "payload_bytes",
 ]
 
-PAYLOAD_FORMAT = "lmbook-live-encoder/1"
 _LEFT_OUT = ("pooler.", "nsp_head.")  # the NSP head: not needed in the page
 
 
-def encoder_payload(model: Encoder) -> dict:
-    """The weights the page needs, JSON-able: ``{"format", "config", "tensors": {name: {dtype, shape, data}}}``.
+def encoder_payload(model: Encoder, precision: str = "float16") -> dict:
+    """The weights the page needs, JSON-able (:func:`lmbook.widgets.live.weights_payload`).
 
-    Names are the model's ``state_dict`` names; 2-D tensors are float16, 1-D float32; ``data``
-    is base64 of the little-endian bytes.
+    Names are the model's ``state_dict`` names; matrices are ``precision`` (float16 or int8 with
+    per-row scales), vectors float32.
     """
     if not isinstance(model, Encoder):
         raise TypeError(f"model must be an lmbook Encoder (e.g. load_pretrained('encoder')), "
                         f"got {type(model).__name__}")
-    tensors = {}
-    for name, value in model.state_dict().items():
-        if name.startswith(_LEFT_OUT):
-            continue
-        array = value.detach().float().cpu().numpy()
-        dtype = "<f2" if array.ndim >= 2 else "<f4"
-        tensors[name] = {
-            "dtype": "float16" if dtype == "<f2" else "float32",
-            "shape": list(array.shape),
-            "data": base64.b64encode(array.astype(dtype).tobytes()).decode("ascii"),
-        }
     config = {k: getattr(model.config, k) for k in (
         "vocab_size", "max_len", "n_layers", "n_heads", "d_model", "d_ff", "activation", "layer_norm_eps",
         "norm_first")}
-    return {"format": PAYLOAD_FORMAT, "config": config, "tensors": tensors}
-
-
-def payload_bytes(payload: dict) -> int:
-    """Characters of base64 the payload carries (what the page stores, give or take the JSON around it)."""
-    return sum(len(v["data"]) for v in payload["tensors"].values())
+    return weights_payload(model, config, precision=precision, leave_out=_LEFT_OUT)
 
 
 def encoder_from_payload(payload: dict, like: Encoder) -> Encoder:
-    """A copy of ``like`` whose weights are the payload's (float16-rounded) values: what the page computes with."""
-    if payload.get("format") != PAYLOAD_FORMAT:
-        raise ValueError(f"payload format must be {PAYLOAD_FORMAT!r}, got {payload.get('format')!r}")
-    model = Encoder(like.config)
-    state = like.state_dict()
-    for name, v in payload["tensors"].items():
-        array = np.frombuffer(base64.b64decode(v["data"]), dtype="<f2" if v["dtype"] == "float16" else "<f4")
-        state[name] = torch.from_numpy(array.astype(np.float32).reshape(v["shape"]))
-    model.load_state_dict(state)
-    return model.eval()
+    """A copy of ``like`` whose weights are the payload's (rounded) values: what the page computes with."""
+    return model_from_payload(payload, like)
 
 
 def live_encoder_esm() -> str:
-    """The widget's ES module: ``bpe_explorer.js`` wrapped into an (exported) ``bpe`` object, then ``live_encoder.js``.
-
-    Wrapping keeps the two files' own names (``render``, ``CSS``) apart; one module string means the
-    static page needs no import from anywhere.
-    """
-    bpe = (JS_DIR / "bpe_explorer.js").read_text()
-    bpe = bpe.replace("export default { render };", "")
-    bpe = re.sub(r"^export (function|const) ", r"\1 ", bpe, flags=re.M)
-    if "export " in bpe:
-        raise RuntimeError("bpe_explorer.js has an export live_encoder_esm() does not know how to inline")
-    wrapped = "export const bpe = (() => {\n" + bpe + "\nreturn { bpeEncode, tokenBytes, pieceText };\n})();\n\n"
-    return wrapped + (JS_DIR / "live_encoder.js").read_text()
+    """The widget's ES module: ``bpe_explorer.js`` (as ``bpe``), ``live_transformer.js``, ``live_encoder.js``."""
+    return live_esm("live_encoder.js", ("bpe",))
 
 
 def live_ids(tokenizer: BPETokenizer, text: str) -> list[int]:
@@ -118,6 +82,8 @@ class LiveAttentionExplorer(Explorer):
         model: an lmbook :class:`~lmbook.models.Encoder`, e.g. ``load_pretrained("encoder")``.
         tokenizer: its :class:`~lmbook.tokenizers.BPETokenizer` (``load_pretrained("tokenizer-wiki")``).
         text: the first sentence in the box; ``[MASK]`` asks for the encoder's guesses.
+        precision: how the page stores the weights, ``"float16"`` (~3.3 MB of page for the shipped
+            encoder) or ``"int8"`` (~1.7 MB; top-5 probabilities move by ~0.2 points).
         layer, head, temperature, use_scale, causal: the initial control values. Temperature,
             √d_k and the causal mask apply to every layer, so the guesses change with them too.
     """
@@ -137,7 +103,7 @@ class LiveAttentionExplorer(Explorer):
 
     def __init__(self, model: Encoder, tokenizer: BPETokenizer, text: str = "The capital of France is [MASK].", *,
                  layer: int = 0, head: int = 0, temperature: float = 1.0, use_scale: bool = True,
-                 causal: bool = False) -> None:  # fmt: skip
+                 causal: bool = False, precision: str = "float16") -> None:  # fmt: skip
         if not isinstance(model, Encoder):
             raise TypeError(f"model must be an lmbook Encoder (e.g. load_pretrained('encoder')), "
                             f"got {type(model).__name__}")
@@ -158,9 +124,11 @@ class LiveAttentionExplorer(Explorer):
         for name, value in (("use_scale", use_scale), ("causal", causal)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be True or False, got {value!r}")
-        payload = encoder_payload(model)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        payload = encoder_payload(model, precision)
         self._tokenizer = tokenizer
-        self._model = encoder_from_payload(payload, model)  # the page's float16-rounded weights
+        self._model = encoder_from_payload(payload, model)  # the page's rounded weights
         super().__init__(
             weights=payload, merges=[[a, b] for a, b in tokenizer.merges], byte_offset=BYTE_OFFSET,
             special_tokens=list(SPECIAL_TOKENS), text=text, layer=layer, head=head,

@@ -174,6 +174,23 @@ def test_python_twin_equals_the_encoder(encoder, tokenizer):
         torch.testing.assert_close(a, b[0], atol=1e-6, rtol=0)
 
 
+def test_int8_payload_half_the_size_and_js_matches_its_twin(encoder, tokenizer, sentence_ids):
+    """int8 with per-row scales (what the book's pages carry): JS equals the Python twin on the same
+    int8 weights; against float32 the logits move by ~0.15 and any probability by ~1 point at most."""
+    w = LiveAttentionExplorer(encoder, tokenizer, SENTENCES[1], precision="int8")
+    assert payload_bytes(w.weights) < 0.55 * payload_bytes(encoder_payload(encoder))
+    js = run_live(w.weights, [{"ids": sentence_ids[1], "opts": {}}])[0]
+    hidden, attentions, logits = w.forward()
+    torch.testing.assert_close(torch.tensor(js["logits"], dtype=torch.float64), logits.double(), atol=2e-4, rtol=0)
+    with torch.no_grad():
+        out = encoder(torch.tensor([sentence_ids[1]]), need_weights=True, output_hidden_states=True)
+    diff = max_differences(js, out)
+    print(f"int8 vs float32: {diff}")
+    assert diff["attention"] < 0.05 and diff["logits"] < 0.5, diff
+    p_js = torch.tensor(js["logits"]).softmax(-1)
+    assert (p_js - out.mlm_logits[0].double().softmax(-1)).abs().max() < 2e-2
+
+
 @pytest.mark.parametrize(("mutation", "opts"), [("no √d_k", {"useScale": False}), ("no residual", {"residual": False})])
 def test_the_comparison_catches_a_broken_forward(encoder, payload, sentence_ids, mutation, opts):
     """A forward without the 1/√d_k scale or without the skip connections is far outside the tolerances."""

@@ -8,125 +8,26 @@
 // Shapes in the comments: T tokens, d = d_model, nh heads, hs = d / nh head size, V vocab.
 // A (T, n) matrix is a Float64Array of T * n numbers, row after row.
 
-// ------------------------------------------------------------------ weights
+// decodeWeights, linear, layerNorm, activation, add, attend, params, topK and escapeHtml come from
+// live_transformer.js, which lmbook.widgets.live puts before this file.
 
-/** One IEEE half-precision number (16 bits) as a JavaScript number. */
-function halfToFloat(h) {
-  const sign = h & 0x8000 ? -1 : 1, exponent = (h >> 10) & 0x1f, fraction = h & 0x3ff;
-  if (exponent === 0) return sign * fraction * 2 ** -24; // subnormal
-  if (exponent === 31) return fraction ? NaN : sign * Infinity;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-}
-
-function base64Bytes(b64) {
-  const s = atob(b64), bytes = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
-  return bytes;
-}
-
-/** The payload of lmbook.widgets.live_encoder.encoder_payload -> { config, tensor name: Float32Array }.
- *  Each tensor is little-endian float16 or float32, base64-encoded. */
-export function decodeWeights(payload) {
-  const weights = { config: payload.config };
-  for (const [name, { dtype, shape, data }] of Object.entries(payload.tensors)) {
-    const bytes = base64Bytes(data), view = new DataView(bytes.buffer);
-    const n = shape.reduce((a, b) => a * b, 1), out = new Float32Array(n);
-    if (dtype === "float16") for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
-    else if (dtype === "float32") for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
-    else throw new Error(`tensor ${name}: dtype must be float16 or float32, got ${dtype}`);
-    if (bytes.length !== n * (dtype === "float16" ? 2 : 4)) throw new Error(`tensor ${name}: ${bytes.length} bytes for shape ${shape}`);
-    weights[name] = out;
-  }
-  return weights;
-}
-
-// ------------------------------------------------------------------ the pieces of a Transformer
-
-/** x W^T + b for each of the T rows of x (T, nIn); W is (nOut, nIn) like torch.nn.Linear. */
-function linear(x, T, nIn, W, b, nOut) {
-  const y = new Float64Array(T * nOut);
-  for (let t = 0; t < T; t++) {
-    for (let o = 0; o < nOut; o++) {
-      let s = b ? b[o] : 0;
-      for (let i = 0, w = o * nIn, r = t * nIn; i < nIn; i++) s += x[r + i] * W[w + i];
-      y[t * nOut + o] = s;
-    }
-  }
-  return y;
-}
-
-/** Each row of x (T, d) to mean 0, variance 1, then times gain g plus bias b (torch.nn.LayerNorm). */
-function layerNorm(x, T, d, g, b, eps) {
-  const y = new Float64Array(T * d);
-  for (let t = 0; t < T; t++) {
-    let mean = 0, variance = 0;
-    for (let i = 0; i < d; i++) mean += x[t * d + i];
-    mean /= d;
-    for (let i = 0; i < d; i++) variance += (x[t * d + i] - mean) ** 2;
-    const inv = 1 / Math.sqrt(variance / d + eps); // biased variance, as torch
-    for (let i = 0; i < d; i++) y[t * d + i] = (x[t * d + i] - mean) * inv * g[i] + b[i];
-  }
-  return y;
-}
-
-/** erf(x), Abramowitz & Stegun 7.1.26: absolute error below 1.5e-7. */
-function erf(x) {
-  const s = Math.sign(x), a = Math.abs(x), t = 1 / (1 + 0.3275911 * a);
-  const poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-  return s * (1 - poly * Math.exp(-a * a));
-}
-
-const ACTIVATIONS = {
-  gelu: (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)), // exact (erf) GELU, torch's F.gelu
-  gelu_tanh: (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))),
-  relu: (v) => Math.max(0, v),
-};
-
-function add(x, y) {
-  const z = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) z[i] = x[i] + y[i];
-  return z;
-}
+// ------------------------------------------------------------------ the encoder
 
 /** Multi-head self-attention on h (T, d): returns the (T, d) output and the [head][query][key] weights.
  *  weights = softmax(q·k × scale / temperature), scale = 1/√hs (or 1 with useScale off), future keys
  *  blocked when causal: lmbook.attention.scaled_dot_product_attention. */
 function selfAttention(h, T, d, nh, p, { temperature, useScale, causal }) {
-  const hs = d / nh, scale = (useScale ? 1 / Math.sqrt(hs) : 1) / temperature;
+  const scale = (useScale ? 1 / Math.sqrt(d / nh) : 1) / temperature;
   const q = linear(h, T, d, p.q_proj.weight, p.q_proj.bias, d); // (T, d) = (T, nh * hs)
   const k = linear(h, T, d, p.k_proj.weight, p.k_proj.bias, d);
   const v = linear(h, T, d, p.v_proj.weight, p.v_proj.bias, d);
-  const y = new Float64Array(T * d), weights = [];
-  for (let head = 0; head < nh; head++) {
-    const off = head * hs, rows = [];
-    for (let i = 0; i < T; i++) {
-      const z = new Float64Array(T);
-      let max = -Infinity;
-      for (let j = 0; j < T; j++) {
-        if (causal && j > i) { z[j] = -Infinity; continue; }
-        let s = 0;
-        for (let c = 0; c < hs; c++) s += q[i * d + off + c] * k[j * d + off + c];
-        z[j] = s * scale;
-        if (z[j] > max) max = z[j];
-      }
-      let total = 0;
-      for (let j = 0; j < T; j++) { z[j] = z[j] === -Infinity ? 0 : Math.exp(z[j] - max); total += z[j]; }
-      for (let j = 0; j < T; j++) z[j] /= total; // row i of this head's weights
-      for (let j = 0; j < T; j++) {
-        if (z[j] === 0) continue;
-        for (let c = 0; c < hs; c++) y[i * d + off + c] += z[j] * v[j * d + off + c];
-      }
-      rows.push(z);
-    }
-    weights.push(rows);
-  }
+  const { y, weights } = attend(q, k, v, T, T, d, nh, { scale, causal });
   return { out: linear(y, T, d, p.out_proj.weight, p.out_proj.bias, d), weights };
 }
 
 /** The parameters of block i, grouped like the PyTorch module (layers.{i}.self_attn.q_proj.weight, ...). */
 function blockParams(W, i) {
-  const get = (name) => W[`layers.${i}.${name}`];
-  const lin = (name) => ({ weight: get(`${name}.weight`), bias: get(`${name}.bias`) });
+  const lin = params(W, `layers.${i}.`);
   return {
     q_proj: lin("self_attn.q_proj"), k_proj: lin("self_attn.k_proj"), v_proj: lin("self_attn.v_proj"),
     out_proj: lin("self_attn.out_proj"), linear1: lin("ff.linear1"), linear2: lin("ff.linear2"),
@@ -150,8 +51,7 @@ export function forward(W, ids, { temperature = 1, useScale = true, causal = fal
   ids.forEach((id, t) => {
     if (!(Number.isInteger(id) && id >= 0 && id < c.vocab_size)) throw new Error(`ids[${t}] = ${id} is not in 0..${c.vocab_size - 1}`);
   });
-  const act = ACTIVATIONS[c.activation];
-  if (!act) throw new Error(`activation ${c.activation} is not one of ${Object.keys(ACTIVATIONS)}`);
+  const act = activation(c.activation);
 
   // token + segment 0 + position, then LayerNorm (dropout is off in eval mode)
   let x = new Float64Array(T * d);
@@ -201,16 +101,6 @@ export function forward(W, ids, { temperature = 1, useScale = true, causal = fal
   return { hidden, attentions, logits };
 }
 
-/** Probabilities of the k likeliest tokens from one row of logits: [[id, p], ...], best first. */
-export function topK(logits, k = 5) {
-  let max = -Infinity;
-  for (const v of logits) if (v > max) max = v;
-  let total = 0;
-  for (const v of logits) total += Math.exp(v - max);
-  return [...logits.keys()].sort((a, b) => logits[b] - logits[a]).slice(0, k)
-    .map((id) => [id, Math.exp(logits[id] - max) / total]);
-}
-
 /** The ids the encoder sees for text: [CLS] text [SEP], with each "[MASK]" the reader typed as the
  *  [MASK] id and the space before it given to it (lmbook.pretraining.fill_in_the_blank). */
 export function liveIds(text, encode, { cls = 2, sep = 3, mask = 4 } = {}) {
@@ -246,7 +136,6 @@ export function cssText() {
   return CSS;
 }
 
-const escapeHtml = (s) => s.replace(/[&<>"]/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[ch]);
 const cellColor = (w) => {
   const t = Math.max(0, Math.min(1, w));
   return `rgb(${Math.round(255 - 225 * t)},${Math.round(255 - 150 * t)},${Math.round(255 - 40 * t)})`;
