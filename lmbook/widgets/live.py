@@ -138,7 +138,7 @@ HELPERS = {
 
 
 def live_esm(widget_js: str, helpers: tuple[str, ...] = ("bpe",)) -> str:
-    """The ES module of a live widget: ``helpers`` (names in ``HELPERS``) wrapped, ``live_transformer.js``, ``widget_js``."""
+    """A live widget's ES module: ``helpers`` (``HELPERS`` names) wrapped, ``live_transformer.js``, ``widget_js``."""
     parts = [_wrapped(HELPERS[h][0], h, HELPERS[h][1]) for h in helpers]
     parts += [(JS_DIR / "live_transformer.js").read_text(), "\n", (JS_DIR / widget_js).read_text()]
     return "".join(parts)

@@ -24,7 +24,7 @@ import traitlets as t
 from lmbook.generation import generate
 from lmbook.models import Decoder
 from lmbook.tokenizers import BYTE_OFFSET, SPECIAL_TOKENS, BPETokenizer
-from lmbook.tokenizers.base import EOS_ID
+from lmbook.tokenizers.base import BOS_ID, EOS_ID
 from lmbook.validation import check_int, check_number
 from lmbook.widgets.base import Explorer
 from lmbook.widgets.live import PRECISIONS, live_esm, model_from_payload, weights_payload
@@ -61,6 +61,7 @@ class LiveGenerator(Explorer):
             generator starts from it, so a sampled continuation can be reproduced.
         greedy: always take the most likely token, whatever the temperature.
         precision: how the page stores the matrices, ``"float16"`` or ``"int8"``.
+        bos_id: the token put before the prompt (``<bos>``, as Chapters 4 and 6 do), or None.
     """
 
     _esm = live_decoder_esm()
@@ -70,6 +71,7 @@ class LiveGenerator(Explorer):
     byte_offset = t.Int(BYTE_OFFSET).tag(sync=True)
     special_tokens = t.List(t.Unicode()).tag(sync=True)
     eos_id = t.Int(EOS_ID).tag(sync=True)
+    bos_id = t.Int(BOS_ID).tag(sync=True)  # put before the prompt, as the book's chapters do; -1: nothing
     prompt = t.Unicode("").tag(sync=True)
     max_new_tokens = t.Int(20).tag(sync=True)
     temperature = t.Float(1.0).tag(sync=True)
@@ -80,7 +82,8 @@ class LiveGenerator(Explorer):
 
     def __init__(self, model: Decoder, tokenizer: BPETokenizer, prompt: str = "The history of the city", *,
                  max_new_tokens: int = 20, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                 seed: int = 0, greedy: bool = False, precision: str = "float16") -> None:  # fmt: skip
+                 seed: int = 0, greedy: bool = False, precision: str = "float16",
+                 bos_id: int | None = BOS_ID) -> None:  # fmt: skip
         if not isinstance(model, Decoder):
             raise TypeError(f"model must be an lmbook Decoder (e.g. load_pretrained('decoder')), "
                             f"got {type(model).__name__}")
@@ -100,18 +103,22 @@ class LiveGenerator(Explorer):
             raise TypeError(f"greedy must be True or False, got {greedy!r}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if bos_id is not None:
+            check_int("bos_id", bos_id, low=0, high=model.config.vocab_size - 1)
         payload = decoder_payload(model, precision)
         self._tokenizer = tokenizer
         self._model = model_from_payload(payload, model)  # the page's rounded weights
         super().__init__(
             weights=payload, merges=[[a, b] for a, b in tokenizer.merges], byte_offset=BYTE_OFFSET,
-            special_tokens=list(SPECIAL_TOKENS), eos_id=EOS_ID, prompt=prompt, max_new_tokens=max_new_tokens,
-            temperature=float(temperature), top_k=top_k, top_p=float(top_p), seed=seed, greedy=greedy,
+            special_tokens=list(SPECIAL_TOKENS), eos_id=EOS_ID, bos_id=-1 if bos_id is None else bos_id,
+            prompt=prompt, max_new_tokens=max_new_tokens, temperature=float(temperature), top_k=top_k,
+            top_p=float(top_p), seed=seed, greedy=greedy,
         )  # fmt: skip
 
     def ids(self, prompt: str | None = None) -> list[int]:
-        """The ids the page feeds the decoder for ``prompt`` (default: the box's prompt)."""
-        return self._tokenizer.encode(self.prompt if prompt is None else prompt)
+        """The ids the page feeds the decoder for ``prompt`` (default: the box's prompt), ``bos_id`` first."""
+        text = self.prompt if prompt is None else prompt
+        return [self.bos_id] * (self.bos_id >= 0) + self._tokenizer.encode(text)
 
     @torch.no_grad()
     def next_logits(self, ids: list[int]) -> torch.Tensor:

@@ -28,7 +28,8 @@ NODE = shutil.which("node")
 PROMPTS = ["The history of the city", "In 1905, Einstein published", "The river flows through the",
            "She was born in"]  # fmt: skip
 SAME_TOL, F32_TOL, CACHE_TOL = 1e-4, 2e-2, 1e-9
-PROMPT_32 = "The history of the city began when the river was first crossed by a bridge, and trade grew very fast along it. The"
+PROMPT_32 = ("The history of the city began when the river was first crossed by a bridge, and trade grew very fast "
+             "along it.")  # 32 tokens with <bos>
 
 
 def node(body: str, data: dict):
@@ -58,8 +59,10 @@ FULL_AND_CACHED = """
 const out = data.cases.map(({ ids, opts }) => {
   const full = mod.forward(W, ids, opts).logits.map(list);           // every position at once
   const cache = mod.newCache(W), cached = [];
-  cached.push(...mod.forward(W, ids.slice(0, 3), { ...opts, cache }).logits.map(list));  // 3 tokens, then one by one
-  for (let t = 3; t < ids.length; t++) cached.push(list(mod.forward(W, [ids[t]], { ...opts, cache, lastOnly: true }).logits[0]));
+  cached.push(...mod.forward(W, ids.slice(0, 3), { ...opts, cache }).logits.map(list));  // 3 tokens, then 1 by 1
+  for (let t = 3; t < ids.length; t++) {
+    cached.push(list(mod.forward(W, [ids[t]], { ...opts, cache, lastOnly: true }).logits[0]));
+  }
   return { full, cached, cacheLength: cache.length };
 });
 process.stdout.write(JSON.stringify(out));
@@ -162,7 +165,8 @@ def test_js_sampling_filters_equal_lmbook_generation(widget):
     results = node(body, {"logits": logits.tolist(), "settings": SETTINGS})
     for s, r in zip(SETTINGS, results, strict=True):
         z = apply_temperature(logits, s["temperature"])
-        torch.testing.assert_close(torch.tensor(r["probs"], dtype=torch.float64), z.double().softmax(-1), atol=1e-6, rtol=0)
+        probs = torch.tensor(r["probs"], dtype=torch.float64)
+        torch.testing.assert_close(probs, z.double().softmax(-1), atol=1e-6, rtol=0)
         z = top_k_filter(z, s["top_k"]) if s["top_k"] else z
         z = top_p_filter(z, s["top_p"]) if s["top_p"] < 1 else z
         kept = torch.isfinite(z)
@@ -176,8 +180,9 @@ def test_greedy_generation_in_js_equals_lmbook_token_for_token(decoder, tokenize
     n = 30
     body = """const g = (useCache) => mod.generate(W, data.ids, data.n, { greedy: true, eosId: data.eos, useCache });
 const a = g(true), b = g(false);
-process.stdout.write(JSON.stringify({ cached: a.ids, full: b.ids, text: mod.decodeText(a.ids.filter((i) => i !== data.eos),
-  mod.bpe.tokenBytes(data.merges, { byteOffset: 7, specialTokens: data.special })) }));"""
+const vocabBytes = mod.bpe.tokenBytes(data.merges, { byteOffset: 7, specialTokens: data.special });
+const text = mod.decodeText(a.ids.filter((i) => i !== data.eos), vocabBytes);
+process.stdout.write(JSON.stringify({ cached: a.ids, full: b.ids, text }));"""
     js = node(body, {"payload": widget.weights, "ids": widget.ids(prompt), "n": n, "eos": EOS_ID,
                      "merges": widget.merges, "special": widget.special_tokens})  # fmt: skip
     want = widget.continuation_ids(prompt, n)
@@ -272,8 +277,9 @@ def test_typing_generates_in_chromium(browser, widget):
     assert page.locator(".lmb-gen .text").get_attribute("data-continuation") == widget.continuation()
 
     prompt = PROMPT_32
-    ms = page.evaluate("""(text) => { const input = document.querySelector("input.prompt"); const t0 = performance.now();
-        input.value = text; input.dispatchEvent(new Event("input")); return performance.now() - t0; }""", prompt)
+    ms = page.evaluate("""(text) => { const input = document.querySelector("input.prompt");
+        const t0 = performance.now(); input.value = text; input.dispatchEvent(new Event("input"));
+        return performance.now() - t0; }""", prompt)
     print(f"Chromium: {len(widget.ids(prompt))}-token prompt, keystroke to 20 tokens drawn {ms:.0f} ms")
     assert page.locator(".lmb-gen .text").get_attribute("data-continuation") == widget.continuation(prompt)
 

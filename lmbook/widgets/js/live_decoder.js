@@ -187,7 +187,7 @@ const shown = (s) => escapeHtml(s.replace(/ /g, "␣").replace(/\n/g, "⏎"));
 
 function render({ model, el }) {
   const W = decodeWeights(model.get("weights"));
-  const byteOffset = model.get("byte_offset"), merges = model.get("merges"), eosId = model.get("eos_id");
+  const byteOffset = model.get("byte_offset"), merges = model.get("merges"), eosId = model.get("eos_id"), bosId = model.get("bos_id");
   const vocabBytes = bpe.tokenBytes(merges, { byteOffset, specialTokens: model.get("special_tokens") });
   const vocabText = vocabBytes.map(bpe.pieceText);
   const encode = (s) => bpe.bpeEncode(s, merges, { byteOffset });
@@ -223,8 +223,8 @@ function render({ model, el }) {
 
   let result = null;
   function compute() {
-    const promptIds = encode(state.prompt);
-    if (!promptIds.length) { result = { error: "Type a prompt: the decoder continues it." }; return; }
+    const typed = encode(state.prompt), promptIds = bosId >= 0 ? [bosId, ...typed] : typed;
+    if (!typed.length) { result = { error: "Type a prompt: the decoder continues it." }; return; }
     result = generate(W, promptIds, state.n, { ...state, eosId });
     result.promptIds = promptIds;
     state.step = Math.min(state.step, result.ids.length - 1);
@@ -252,7 +252,7 @@ function render({ model, el }) {
         `<span class="${cls}">${id === step.id ? "← chosen" : kept ? "" : "dropped"}</span>`;
     }).join("");
     const ms = result.ms;
-    $(".status").textContent = `${result.promptIds.length} prompt tokens → ${result.ids.length} new, computed in this page ` +
+    $(".status").textContent = `${result.promptIds.length} prompt tokens${bosId >= 0 ? " (with <bos>)" : ""} → ${result.ids.length} new, computed in this page ` +
       `with a KV cache: first token after ${ms[0].toFixed(0)} ms, all after ${ms[ms.length - 1].toFixed(0)} ms.`;
   }
   const update = () => { compute(); draw(); };
