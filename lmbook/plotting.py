@@ -105,8 +105,12 @@ def rendered_font_sizes(fig, column_px: int = COLUMN_PX) -> list[tuple[float, st
     """
     from matplotlib.text import Text
 
-    fig.canvas.draw()
-    width_px = fig.get_tightbbox(fig.canvas.get_renderer()).width * fig.dpi
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    # a figure the notebook already showed and closed has a bare canvas: draw it with Agg
+    canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
+    canvas.draw()
+    width_px = fig.get_tightbbox(canvas.get_renderer()).width * fig.dpi
     scale = min(1.0, column_px / width_px)
     texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()
              and (t.axes is None or t.axes.get_visible())]

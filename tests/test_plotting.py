@@ -104,4 +104,6 @@ def test_rendered_font_sizes_scale_a_wide_figure_down_to_the_column():
         check_figure_fonts(wide)
     ax.set_xlabel("hidden", visible=False)
     assert check_figure_fonts(wide) > 9  # invisible and empty texts do not count
+    plt.close(wide)  # as the notebook's inline backend does after showing it
+    assert check_figure_fonts(wide) > 9
     plt.close("all")

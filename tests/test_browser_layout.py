@@ -1,0 +1,39 @@
+"""Every chapter page fits a 1280 px window (issue 14): no code cell, output, figure or bertviz
+view is wider than the box it sits in, so nothing scrolls sideways, and the page itself does not.
+
+Measured in headless Chromium on the built book, with the network blocked, after the widgets and
+bertviz views have drawn. Needs Debian's chromium and ``make book``; skips without them, except
+under ``CI=true``.
+"""
+
+import pytest
+from browser import ROOT, OfflinePage
+
+pytestmark = pytest.mark.browser
+
+PAGES = sorted(f"notebooks/{p.stem}.html" for p in (ROOT / "notebooks").glob("*.ipynb"))
+BOXES = ", ".join([
+    "div.cell_input pre", "div.cell_output", "div.cell_output pre", "div.cell_output .output",
+    "div.cell_output table", "figure", 'div[id^="bertviz-"]', "div.cell_output img",
+])
+WIDER_THAN_THEIR_BOX = """selector => [...document.querySelectorAll(selector)]
+  .filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).display !== "inline")
+  .map(e => `${e.tagName.toLowerCase()}.${String(e.className).split(" ")[0]}#${e.id}: ` +
+            `${e.scrollWidth} px of content in ${e.clientWidth} px ("${(e.innerText || "").slice(0, 40)}")`)"""
+
+
+def test_every_chapter_page_is_checked():
+    assert len(PAGES) >= 12 and "notebooks/06c_feedback.html" in PAGES
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_nothing_scrolls_sideways_at_1280_px(browser, server, path):
+    page = OfflinePage(browser, server, path)
+    try:
+        page.page.wait_for_timeout(2500)  # widgets and bertviz draw after load
+        too_wide = page.page.evaluate(WIDER_THAN_THEIR_BOX, BOXES)
+        assert too_wide == [], f"{path}: {len(too_wide)} boxes scroll sideways at 1280 px: {too_wide[:5]}"
+        doc = page.page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert doc[0] <= doc[1], f"{path}: the page is {doc[0]} px wide in a {doc[1]} px window"
+    finally:
+        page.close()
