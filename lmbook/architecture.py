@@ -3,7 +3,8 @@
 * ``DeepStack``: a deep causal stack of ``lmbook.layers.EncoderLayer`` blocks whose residual
   connections and layer norms can be switched off, for the experiment of (book: sec-architecture-residual-layernorm)
   ("residual connections prevent vanishing gradients; layer normalisation speeds up
-  training"), and ``STACK_VARIANTS``, the five wirings compared there.
+  training"), and ``STACK_VARIANTS``, the five wirings compared there; ``use_ffn=False`` removes
+  the feed-forward sublayer for the ablation of (book: sec-architecture-ffn-ablation).
 * ``layer_gradient_norms``: the gradient norm of each block's parameters after ``backward()``.
 * ``check_sinusoidal_encoding``: the checker of the chapter's exercise.
 """
@@ -31,6 +32,13 @@ STACK_VARIANTS: dict[str, dict[str, bool]] = {
 """Name -> the ``EncoderLayer`` switches of each wiring compared in (book: sec-architecture-residual-layernorm)."""
 
 
+class _NoFeedForward(nn.Module):
+    """Stands in for a removed feed-forward sublayer: adds nothing to the residual stream."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.zeros_like(x)
+
+
 class DeepStack(nn.Module):
     """Token embedding + sinusoidal positions + ``n_layers`` causal ``EncoderLayer`` blocks + a linear head.
 
@@ -40,12 +48,19 @@ class DeepStack(nn.Module):
     Args:
         vocab_size, n_layers, d_model, n_heads, d_ff, max_len: sizes.
         residual, use_layer_norm, norm_first: the switches of :class:`lmbook.layers.EncoderLayer`.
+        use_ffn: ``False`` removes each block's feed-forward sublayer and its LayerNorm, leaving
+            attention-only blocks (the residual path of that sublayer becomes the identity).
     """
 
     def __init__(self, vocab_size: int, n_layers: int = 12, d_model: int = 64, n_heads: int = 4, d_ff: int = 128,
                  max_len: int = 128, *, residual: bool = True, use_layer_norm: bool = True,
-                 norm_first: bool = False) -> None:  # fmt: skip
+                 norm_first: bool = False, use_ffn: bool = True) -> None:  # fmt: skip
         super().__init__()
+        if not isinstance(use_ffn, bool):
+            raise TypeError(f"use_ffn must be True or False, got {use_ffn!r}")
+        if not use_ffn and not residual:
+            raise ValueError("use_ffn=False needs residual=True: without the skip path a removed sublayer "
+                             "would pass on zeros")
         self.emb = TokenEmbedding(vocab_size, d_model, scale=True)
         self.pos = SinusoidalPositionalEncoding(d_model, max_len)
         self.layers = nn.ModuleList(
@@ -53,6 +68,9 @@ class DeepStack(nn.Module):
                          use_layer_norm=use_layer_norm)  # fmt: skip
             for _ in range(n_layers)
         )
+        if not use_ffn:
+            for layer in self.layers:  # x + 0 (pre-LN) or Identity(x + 0) (post-LN): the sublayer is gone
+                layer.ff, layer.norm2 = _NoFeedForward(), nn.Identity()
         self.final_norm = nn.LayerNorm(d_model) if (norm_first and use_layer_norm) else nn.Identity()
         self.head = nn.Linear(d_model, vocab_size)
 

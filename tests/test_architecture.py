@@ -53,3 +53,31 @@ def test_check_sinusoidal_encoding_accepts_lmbook_and_names_mistakes():
         check_sinusoidal_encoding(base_1000)
     with pytest.raises(AssertionError, match="shape"):
         check_sinusoidal_encoding(lambda n, d: torch.zeros(d, n + 1))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_deep_stack_without_ffn_is_attention_only(norm_first):
+    torch.manual_seed(0)
+    full = DeepStack(20, n_layers=2, d_model=16, n_heads=2, d_ff=32, norm_first=norm_first).eval()
+    torch.manual_seed(0)
+    bare = DeepStack(20, n_layers=2, d_model=16, n_heads=2, d_ff=32, norm_first=norm_first, use_ffn=False).eval()
+    ffn, norm2 = (16 * 32 + 32) + (32 * 16 + 16), 2 * 16  # W1, b1, W2, b2; the second LayerNorm's γ, β
+    assert sum(p.numel() for p in full.parameters()) - sum(p.numel() for p in bare.parameters()) == 2 * (ffn + norm2)
+    ids = torch.randint(0, 20, (2, 7))
+    # By hand: each block is only the attention sublayer, wired post-LN LN(x + A(x)) or pre-LN x + A(LN(x)).
+    x = bare.pos(bare.emb(ids))
+    for layer in bare.layers:
+        if norm_first:
+            x = x + layer.self_attn(layer.norm1(x), causal=True)[0]
+        else:
+            x = layer.norm1(x + layer.self_attn(x, causal=True)[0])
+    want = bare.head(bare.final_norm(x))
+    assert torch.allclose(bare(ids)[0], want, atol=1e-6)
+    assert not torch.allclose(full(ids)[0], want, atol=1e-3)
+
+
+def test_deep_stack_bad_switches_are_named():
+    with pytest.raises(ValueError, match="use_ffn=False needs residual=True"):
+        DeepStack(20, n_layers=2, d_model=16, n_heads=2, d_ff=32, residual=False, use_ffn=False)
+    with pytest.raises(TypeError, match="use_ffn must be True or False, got 'no'"):
+        DeepStack(20, n_layers=2, d_model=16, n_heads=2, d_ff=32, use_ffn="no")

@@ -65,3 +65,27 @@ def test_every_cited_label_exists():
     assert not missing, "cited labels that no page defines:\n" + "\n".join(
         f"  {label}: cited in {', '.join(files)}" for label, files in missing.items()
     )
+
+
+TERM = re.compile(r"\{term\}`(?:[^`<]*<)?([^`<>]+?)>?`")  # {term}`softmax` or {term}`text <softmax>`
+
+
+def glossary_terms() -> set[str]:
+    """The terms of ``book/glossary.md``'s glossary directive: its unindented lines, lower-cased as Sphinx does."""
+    text = (ROOT / "book" / "glossary.md").read_text(encoding="utf-8")
+    body = text.split("```{glossary}", 1)[1].split("\n```", 1)[0]
+    return {line.strip().lower() for line in body.splitlines() if line.strip() and not line.startswith((" ", "\t"))}
+
+
+def test_every_term_link_is_in_the_glossary():
+    assert TERM.findall("{term}`softmax` and {term}`the scores <logits>`") == ["softmax", "logits"]
+    terms = glossary_terms()
+    assert {"softmax", "logits", "policy", "teacher forcing"} <= terms
+    missing = {}
+    for page in _pages():
+        for term in TERM.findall(_markdown_of(page)):
+            if term.lower() not in terms:
+                missing.setdefault(term, []).append(str(page.relative_to(ROOT)))
+    assert not missing, "{term} links to terms book/glossary.md lacks:\n" + "\n".join(
+        f"  {term}: in {', '.join(files)}" for term, files in sorted(missing.items())
+    )
