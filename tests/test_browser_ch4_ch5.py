@@ -109,3 +109,21 @@ def test_chapter5_shows_cls_attention_on_misclassified_articles(browser, server)
         assert len(set(shades)) > 5, "the [CLS] attention shading is flat"
     finally:
         p.close()
+
+
+def test_chapter4_live_blanks_match_python(chapter4):
+    """Typing the sentence of the prose into Chapter 4's live explorer gives the guesses Python glued there."""
+    page = chapter4.page
+    page.wait_for_selector(".lmb-live .predictions .guess", timeout=30_000)
+    prose = page.locator("p", has_text="a sentence the encoder never saw").inner_text()
+    sentence = prose.split("Typed as ", 1)[1].split(", a sentence", 1)[0].strip()
+    assert "[MASK]" in sentence
+    page.locator(".lmb-live input.text").evaluate(
+        "(el, text) => { el.value = text; el.dispatchEvent(new Event('input', { bubbles: true })); }", sentence)
+    guesses = page.locator(".lmb-live .predictions .guess").evaluate_all(
+        "gs => gs.map((g) => [g.textContent.split(' ')[0].replace(/␣/g, ' ').trim(), Number(g.dataset.p)])")
+    assert len(guesses) == 5
+    glued = re.findall(r"“([^”]*)” ([0-9.]+)%", prose.split("should list", 1)[1])  # Python's top 5, one decimal
+    assert [t for t, _ in guesses] == [t for t, _ in glued], (guesses, prose)
+    assert all(abs(100 * p - float(q)) <= 0.06 for (_, p), (_, q) in zip(guesses, glued, strict=True)), (guesses, glued)
+    chapter4.assert_clean()

@@ -113,3 +113,69 @@ def test_live_widget_output_is_hidden_in_the_static_page(feedback):
     # The live 👍/👎 panel needs a kernel; the page shows the replay and says how to run it live.
     assert feedback.page.locator(".widget-button").count() == 0
     assert "make lab" in feedback.page.locator("main").inner_text()
+
+
+# ------------------------------------------------------------------ 6a: the live generator (issue 16)
+
+
+@pytest.fixture
+def generator(browser, server):
+    p = OfflinePage(browser, server, "notebooks/06a_prompting.html")
+    p.page.wait_for_selector(".lmb-gen .dist .bar", timeout=30_000)
+    yield p
+    p.close()
+
+
+def _type_prompt(page, text: str) -> float:
+    """Put ``text`` in the prompt box as a keystroke would; returns the ms until the page has redrawn."""
+    return page.locator(".lmb-gen input.prompt").evaluate(
+        """(el, text) => { const t0 = performance.now(); el.value = text;
+        el.dispatchEvent(new Event("input", { bubbles: true })); return performance.now() - t0; }""", text)
+
+
+def _gen_probs(page) -> list[str]:
+    return page.locator(".lmb-gen .dist .bar").evaluate_all("bars => bars.map(b => b.dataset.p)")
+
+
+def test_live_generator_continues_a_typed_prompt_like_python(generator):
+    """Greedy, the page continues the prompt with the text Python generated at build time (glued into the prose)."""
+    page = generator.page
+    page.locator(".lmb-gen input.greedy").check()
+    prose = page.locator("p", has_text="Try it: tick").inner_text()
+    prompt = prose.split("type ", 1)[1].split(". The page should", 1)[0].strip()
+    assert prompt == "The river flows through the"
+    ms = _type_prompt(page, prompt)
+    continuation = " ".join(page.locator(".lmb-gen .text").get_attribute("data-continuation").split())
+    print(f"built page: keystroke to {page.locator('.lmb-gen .text .token').count()} tokens drawn in {ms:.0f} ms")
+    assert len(continuation) > 20
+    assert continuation in " ".join(prose.split()), (continuation, prose)
+    assert page.locator(".lmb-gen .temperature-value").inner_text() == "greedy"
+    generator.assert_clean()
+
+
+def test_live_generator_temperature_changes_the_distribution(generator):
+    page = generator.page
+    page.locator(".lmb-gen input.greedy").uncheck()
+    before = _gen_probs(page)
+    _set_range(page, ".lmb-gen input.temperature", 1.8)
+    after = _gen_probs(page)
+    assert after != before, "moving the temperature slider did not change the distribution"
+    assert float(after[0]) < float(before[0]), "a higher temperature flattens: the top candidate loses probability"
+    assert page.locator(".lmb-gen .temperature-value").inner_text() == "T = 1.80"
+    page.locator(".lmb-gen .text .token").nth(4).click()
+    assert page.locator(".lmb-gen .text .token.selected").get_attribute("data-step") == "4"
+    assert page.locator(".lmb-gen .step-title").inner_text().startswith("Step 5")
+    generator.assert_clean()
+
+
+def test_live_generator_first_token_time_for_32_tokens(generator):
+    """Prints the time from a keystroke to the first generated token for a 32-token prompt (no timed assert)."""
+    page = generator.page
+    page.locator(".lmb-gen input.greedy").check()
+    text = ("The history of the city began when the river was first crossed by a bridge, and trade grew very fast "
+            "along it.")  # 31 tokens, 32 with <bos>
+    ms = [_type_prompt(page, text + " " * (i % 2)) for i in range(5)]
+    status = page.locator(".lmb-gen .status").inner_text()
+    assert status.startswith("32 prompt tokens"), status
+    print(f"built page, 32-token prompt: keystroke to redraw {sorted(ms)[2]:.0f} ms (median of 5); {status}")
+    generator.assert_clean()
