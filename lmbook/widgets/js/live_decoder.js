@@ -168,8 +168,8 @@ const CSS = `
 .lmb-gen .text .prompt-part { color: #555; }
 .lmb-gen .text .token { cursor: pointer; border-bottom: 2px solid #9bb9e8; }
 .lmb-gen .text .token.selected { background: #ffe38a; }
-.lmb-gen .dist { display: grid; grid-template-columns: 9em 1fr 4.5em 5em; gap: 2px 8px; align-items: center;
-  margin-top: 8px; max-width: 44em; }
+.lmb-gen .dist { display: grid; grid-template-columns: 9em 1fr 4.5em 6.5em; gap: 2px 8px; align-items: center;
+  margin-top: 8px; max-width: 44em; white-space: nowrap; }
 .lmb-gen .dist .tok { font-family: monospace; text-align: right; white-space: pre; overflow: hidden; }
 .lmb-gen .dist .bar { height: 12px; background: #e5e7eb; position: relative; }
 .lmb-gen .dist .bar .fill { position: absolute; left: 0; top: 0; bottom: 0; background: #2563eb; }
