@@ -81,7 +81,9 @@ def test_every_chapter_page_says_how_to_run_it(browser, server):
         note = p.page.locator(".lmbook-run-note")
         assert note.count() == 1, f"{name}: no 'run this page' note"
         text = note.inner_text()
-        assert "make lab" in text and ".ipynb" in text and "lmbook" in text
+        assert "make lab" in text and ".ipynb" in text and "lmbook" in text and "without outputs" in text
+        source = p.page.locator("a.btn-download-source-button").get_attribute("href")
+        assert source.endswith(f"{name}.ipynb"), f"{name}: the download button gives {source}, not the notebook"
         p.close()
 
 

@@ -56,10 +56,12 @@ def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
 
 
 RUN_NOTE = (
-    "Run this page yourself: the download button (top right) gives this chapter as a notebook "
-    "(.ipynb) without outputs. It imports lmbook, the book's own package, so open it in the book's "
-    "environment: clone the repository and run make lab, which installs everything (offline data and "
-    "weights included) and starts JupyterLab on the notebooks folder."
+    "Run this page yourself: the download button (top right, .ipynb) gives this chapter as a notebook "
+    "without outputs: the text and code of this page, to be run. It imports lmbook, the book's own package, "
+    "so it runs only in the book's environment: clone the repository and run make lab, which installs "
+    "everything (offline data and weights included) and starts JupyterLab on the notebooks folder; then "
+    "Run → Run All Cells. There the explorers and attention views work as on this page, with no network; "
+    "a number this page fills in from the code shows as its name instead (for example loss:.2f)."
 )
 
 

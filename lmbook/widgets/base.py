@@ -12,8 +12,10 @@ Keyboard in JupyterLab: in command mode the notebook turns keys (arrows, Enter, 
 cell commands, so a focused slider would never see its arrow keys. The module sent to the
 browser is therefore the JavaScript file with one thing added, in one place (``KEYBOARD_JS``):
 its ``render`` first marks the widget's element with ``data-lm-suppress-shortcuts``, which
-JupyterLab's command registry (Lumino) honours by leaving keydown events from inside it alone.
-In the static book the attribute does nothing.
+JupyterLab's command registry (Lumino) honours by leaving keydown events from inside it alone,
+and stops keydown events there from bubbling further: measured in JupyterLab 4.6, the attribute
+alone is not enough, as the notebook still takes ArrowRight on a focused slider and moves to the
+next cell. In the static book neither changes anything.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ export default {
   ...explorerModule,
   render(context) {
     context.el.setAttribute("data-lm-suppress-shortcuts", "true");
+    context.el.addEventListener("keydown", (event) => event.stopPropagation());
     return explorerModule.render(context);
   },
 };
