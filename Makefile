@@ -49,8 +49,11 @@ test: $(HTML)
 	$(PY) -m pytest --nbval-lax tests notebooks
 
 # As root (containers, cloud notebooks) Jupyter refuses to start without --allow-root.
+# The server's root is the repository (the chapters' figures live in ../book/figures);
+# Lab opens on the notebooks folder.
 lab: install
-	$(VENV)/bin/jupyter lab notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
+		$$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 bench: install
 	$(PY) benchmarks/attention.py
