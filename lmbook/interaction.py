@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["FeedbackSession", "SimulatedUser", "check_dpo_loss", "dpo_loss", "evaluate_policy", "kl_to_reference", "preference_pairs",
-           "reinforce_loss", "sample_replies", "sequence_logprobs", "token_logprobs", "train_dpo",
+__all__ = ["FeedbackSession", "SimulatedUser", "check_dpo_loss", "dpo_loss", "evaluate_policy", "kl_to_reference",
+           "preference_pairs", "reinforce_loss", "sample_replies", "sequence_logprobs", "token_logprobs", "train_dpo",
            "train_reinforce"]  # fmt: skip
 
 
@@ -112,7 +112,8 @@ def check_dpo_loss(fn: Callable) -> str:
     got = fn(pc, pr, rc, rr, beta)
     if not isinstance(got, Tensor) or got.dim() != 0:
         shape = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
-        raise AssertionError(f"fn must return the loss as one number (a 0-dim tensor, the mean over pairs), got {shape}")
+        raise AssertionError(f"fn must return the loss as one number (a 0-dim tensor, the mean over pairs), "
+                             f"got {shape}")
     mistakes = [(-F.logsigmoid(-beta * margin).mean(), "the margin has the wrong sign: the preferred reply's "
                  "log-ratio log π(y+) - log π_ref(y+) comes first"),
                 (-F.logsigmoid(margin).mean(), "β is missing: the loss is -log σ(β · margin)"),
@@ -137,7 +138,8 @@ def check_dpo_loss(fn: Callable) -> str:
                              "frozen, detach them")
     if policy.grad is None or not (policy.grad < 0).all():
         raise AssertionError("the gradient of the loss must push every log π(y+) up")
-    return f"DPO loss correct: {want.item():.4f} on 8 pairs, finite for a margin of ±300, no gradient into the reference"
+    return (f"DPO loss correct: {want.item():.4f} on 8 pairs, finite for a margin of ±300, "
+            "no gradient into the reference")
 
 
 # ----------------------------------------------------------------------------- simulated users

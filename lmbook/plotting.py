@@ -103,9 +103,8 @@ def rendered_font_sizes(fig, column_px: int = COLUMN_PX) -> list[tuple[float, st
     width, or scaled down to ``column_px`` when it is wider. A font of ``s`` points is then
     ``s * dpi / 72 * scale`` CSS pixels tall, that is ``s * dpi / 96 * scale`` CSS points.
     """
-    from matplotlib.text import Text
-
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
 
     # a figure the notebook already showed and closed has a bare canvas: draw it with Agg
     canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
