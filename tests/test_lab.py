@@ -113,7 +113,8 @@ class LabPage:
     """A notebook opened in JupyterLab; requests not to 127.0.0.1 are blocked and listed in ``external``."""
 
     def __init__(self, browser, base: str, notebook: str):
-        kinds = [c["cell_type"] for c in json.loads((ROOT / "notebooks" / notebook).read_text())["cells"]]
+        cells = _call(f"{base}/api/contents/notebooks/{notebook}")["content"]["cells"]  # the served copy
+        kinds = [c["cell_type"] for c in cells]
         self.n_code, self.n_markdown = kinds.count("code"), kinds.count("markdown")
         self.context = browser.new_context(viewport={"width": 1280, "height": 900})
         self.page = self.context.new_page()

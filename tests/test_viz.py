@@ -7,11 +7,9 @@ copies stripped from a page that loads d3 and jQuery itself (as in the built boo
 """
 
 import re
-from pathlib import Path
 
 import pytest
 import torch
-from browser import CHROMIUM, FLAGS, need
 
 from lmbook import viz
 
@@ -43,19 +41,16 @@ def test_bad_input_is_named():
         viz.offline_html(None)
 
 
-@pytest.fixture(scope="module")
-def page():
-    need(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        pg.outside, pg.errors = [], []
-        pg.on("pageerror", lambda e: pg.errors.append(str(e)[:300]))
-        pg.route("**/*", lambda route: (pg.outside.append(route.request.url), route.abort()))
-        yield pg
-        browser.close()
+@pytest.fixture
+def page(browser):
+    """A blank Chromium page (the shared ``browser`` fixture); every request is blocked and listed."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.outside, pg.errors = [], []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)[:300]))
+    pg.route("**/*", lambda route: (pg.outside.append(route.request.url), route.abort()))
+    yield pg
+    context.close()
 
 
 def _drawn(page, html: str, head: str = "") -> int:
