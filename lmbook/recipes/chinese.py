@@ -33,6 +33,7 @@ from lmbook.finetuning.sentiment_zh import (
 )
 from lmbook.models import Encoder
 from lmbook.recipes import _setup
+from lmbook.recipes.finetune import scratch_encoder
 from lmbook.training import count_parameters, train
 
 __all__ = ["encoder_zh", "sentiment_zh"]
@@ -94,6 +95,19 @@ def _length_bucketed(items: list, batch_size: int, seed: int, pool: int = 16):
     return batch
 
 
+def fine_tune_sentiment_zh(name: str, encoder: Encoder, train_set: list, test_set: list, *, steps: int,
+                           batch_size: int, lr: float, pooling: str, seed: int) -> tuple:  # fmt: skip
+    """One run of the recipe: a two-class head on ``encoder``, fine-tuned; ``(model, metrics "<name>_...")``.
+    ``tests/`` re-runs the from-scratch control through it."""
+    _setup(seed)
+    model = SequenceClassifier(encoder, 2, pooling=pooling)
+    history = train(model, _length_bucketed(train_set, batch_size, seed), classification_loss, steps=steps, lr=lr,
+                    seed=seed, progress=False, log_every=10)  # fmt: skip
+    return model, {f"{name}_test_accuracy": 100 * classifier_eval(model, test_set)["accuracy"],
+                   f"{name}_train_seconds": round(history.elapsed_s, 1),
+                   f"{name}_final_train_loss": history.train_loss[-1]}  # fmt: skip
+
+
 def sentiment_zh(out_dir: str | Path | None = None, *, steps: int = 700, batch_size: int = 32, lr: float = 1e-3,
                  pooling: str = "mean", seed: int = 0, encoder_dir: str | Path | None = None) -> dict:  # fmt: skip
     """Fine-tune ``encoder-zh`` on the reviews (shipped) and, at equal steps and settings, the same model
@@ -105,17 +119,13 @@ def sentiment_zh(out_dir: str | Path | None = None, *, steps: int = 700, batch_s
     metrics: dict = {}
 
     def run(name: str, encoder: Encoder) -> SequenceClassifier:
-        _setup(seed)
-        model = SequenceClassifier(encoder, 2, pooling=pooling)
-        history = train(model, _length_bucketed(train_set, batch_size, seed), classification_loss, steps=steps, lr=lr,
-                        seed=seed, progress=False, log_every=10)  # fmt: skip
-        metrics.update({f"{name}_test_accuracy": 100 * classifier_eval(model, test_set)["accuracy"],
-                        f"{name}_train_seconds": round(history.elapsed_s, 1),
-                        f"{name}_final_train_loss": history.train_loss[-1]})  # fmt: skip
+        model, scores = fine_tune_sentiment_zh(name, encoder, train_set, test_set, steps=steps,
+                                               batch_size=batch_size, lr=lr, pooling=pooling, seed=seed)
+        metrics.update(scores)
         return model
 
     model = run("pretrained", load_pretrained("encoder-zh", encoder_dir).train())
-    run("scratch", Encoder(model.config.encoder))
+    run("scratch", scratch_encoder(model.config.encoder, seed))
     metrics.update({"test_accuracy": metrics["pretrained_test_accuracy"],
                     "majority_baseline_test_accuracy": 100 * majority_baseline_accuracy(data.train, data.test),
                     "steps": steps, "parameters": count_parameters(model)})  # fmt: skip
