@@ -177,7 +177,11 @@ def scaled_dot_product_attention(
     """
     _check_sdpa_args(query, key, value, scale, temperature, dropout_p)
     scale = (1.0 / math.sqrt(query.shape[-1]) if scale is None else scale) / temperature
-    p = dropout_p if training else 0.0
+    return _attend(query, key, value, mask, causal, scale, dropout_p if training else 0.0, need_weights)
+
+
+def _attend(query, key, value, mask, causal: bool, scale: float, p: float, need_weights: bool):
+    """The computation of :func:`scaled_dot_product_attention` on arguments already checked."""
     if not need_weights:  # fast path: one fused kernel, same numbers
         return _fused_attention(query, key, value, mask, causal, scale, p), None
 
@@ -255,6 +259,8 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"d_model and n_heads must be positive, got d_model={d_model}, n_heads={n_heads}")
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
         self.dropout = dropout
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
@@ -335,9 +341,9 @@ class MultiHeadAttention(nn.Module):
             v = self.split_heads(self.v_proj(value))  # (B, nh, L_k, hs)
         if cache is not None:
             k, v = cache.update(k, v)
-        y, w = scaled_dot_product_attention(
-            q, k, v, mask, causal=causal, dropout_p=self.dropout, training=self.training, need_weights=need_weights
-        )
+        # q, k, v come from checked inputs: attend without checking them again (saves 3 passes over them)
+        p = self.dropout if self.training else 0.0
+        y, w = _attend(q, k, v, mask, causal, 1.0 / math.sqrt(self.head_dim), p, need_weights)
         return self.out_proj(self.merge_heads(y)), w
 
     def _check_mask(self, mask: Tensor, batch: int) -> None:

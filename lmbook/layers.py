@@ -64,11 +64,9 @@ class TokenEmbedding(nn.Module):
         if ids.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"input_ids must be an integer tensor, got dtype {ids.dtype}")
         if ids.numel():
-            lo, hi = torch.aminmax(ids)  # one pass over the ids for both ends
+            lo, hi = (int(v) for v in torch.aminmax(ids))  # one pass over the ids for both ends
             if lo < 0 or hi >= self.vocab_size:
-                raise ValueError(
-                    f"input_ids must lie in [0, vocab_size={self.vocab_size}), got values in [{lo.item()}, {hi.item()}]"
-                )
+                raise ValueError(f"input_ids must lie in [0, vocab_size={self.vocab_size}), got values in [{lo}, {hi}]")
         x = self.embedding(ids)  # (B, T, d)
         return x * math.sqrt(self.d_model) if self.scale else x
 
@@ -132,8 +130,7 @@ class LearnedPositionalEncoding(nn.Module):
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         T = x.shape[1]
         _check_length(start, T, self.max_len)
-        pos = torch.arange(start, start + T, device=x.device)  # (T,)
-        return x + self.embedding(pos)  # (B, T, d)
+        return x + self.embedding.weight[start : start + T]  # (B, T, d); a slice, not a lookup of arange(T)
 
 
 class FeedForward(nn.Module):
@@ -150,7 +147,12 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.linear2(self.dropout(self.act(self.linear1(x))))  # (B, T, d_ff) -> (B, T, d)
+        return self.linear2(_dropout(self.dropout, self.act(self.linear1(x))))  # (B, T, d_ff) -> (B, T, d)
+
+
+def _dropout(drop: nn.Dropout, x: Tensor) -> Tensor:
+    """``drop(x)``, or ``x`` itself when dropout is off (p = 0 or eval mode): same numbers, one call less."""
+    return drop(x) if drop.p > 0 and drop.training else x
 
 
 def _norm(d_model: int, eps: float, use: bool) -> nn.Module:
@@ -166,9 +168,11 @@ class _Block(nn.Module):
     def _sublayer(self, x: Tensor, norm: nn.Module, drop: nn.Module, fn) -> tuple[Tensor, Tensor | None]:
         if self.norm_first:  # pre-LN: x + f(LN(x))
             y, w = fn(norm(x))
-            return (x + drop(y) if self.residual else drop(y)), w
+            y = _dropout(drop, y)
+            return (x + y if self.residual else y), w
         y, w = fn(x)  # post-LN: LN(x + f(x))
-        return norm(x + drop(y) if self.residual else drop(y)), w
+        y = _dropout(drop, y)
+        return norm(x + y if self.residual else y), w
 
     @torch.no_grad()
     def _load_ff_from_torch(self, layer: nn.Module) -> None:

@@ -37,6 +37,7 @@ from lmbook.layers import (
     SinusoidalPositionalEncoding,
     TokenEmbedding,
     _activation,
+    _dropout,
 )
 from lmbook.validation import check_config
 
@@ -274,7 +275,7 @@ class Decoder(nn.Module):
             raise ValueError(f"caches must hold one KVCache per block ({len(self.blocks)}), got {len(caches)}")
         start = 0 if caches is None else len(caches[0])
         _check_ids("input_ids", input_ids, self.config.max_len, start)
-        x = self.drop(self.pos_emb(self.tok_emb(input_ids), start))  # (B, T, d)
+        x = _dropout(self.drop, self.pos_emb(self.tok_emb(input_ids), start))  # (B, T, d)
         attns = []
         for i, block in enumerate(self.blocks):
             x, w, _ = block(x, need_weights=need_weights, cache=None if caches is None else caches[i])

@@ -154,3 +154,24 @@ def test_feed_forward_is_position_wise():
     torch.testing.assert_close(ff(x), expected)
     with pytest.raises(ValueError, match="activation"):
         FeedForward(D, FF, activation="swish")
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_dropout_acts_in_training_only(norm_first):
+    """Dropout after each sublayer and inside the FFN is applied in training mode with p > 0, and only then."""
+    torch.manual_seed(5)
+    x = torch.randn(2, 6, D)
+    layer = EncoderLayer(D, H, FF, dropout=0.5, norm_first=norm_first)
+    eval_out = layer.eval()(x)[0]
+    layer.train()
+    a, b = layer(x)[0], layer(x)[0]
+    assert not torch.allclose(a, eval_out) and not torch.allclose(a, b)  # random masks, drawn per call
+    torch.manual_seed(6)
+    ff = FeedForward(D, FF, dropout=0.5).train()
+    h = ff.act(ff.linear1(x))
+    torch.manual_seed(7)
+    want = ff.linear2(nn.functional.dropout(h, 0.5, training=True))
+    torch.manual_seed(7)
+    torch.testing.assert_close(ff(x), want)
+    no_drop = EncoderLayer(D, H, FF, dropout=0.0, norm_first=norm_first)
+    torch.testing.assert_close(no_drop.train()(x)[0], no_drop.eval()(x)[0])
