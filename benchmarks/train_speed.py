@@ -13,7 +13,8 @@
 
 Measured (2 shared cores, 1 thread, --steps 100, four runs): lmbook / fused GPT 1.06, 1.03, 1.02,
 1.03, median 1.03 (1.04 before lmbook stopped re-checking q, k, v inside attention, calling dropout
-at p = 0 and looking positions up by index); lmbook / torch.nn 0.89; KV cache 4.0x faster.
+at p = 0 and looking positions up by index); 2 threads, one run: 1.06; lmbook / torch.nn 0.89;
+KV cache 4.0x faster (3.7x before).
 Not yet <= 1.0 because lmbook keeps q_proj, k_proj and v_proj as three nn.Linear (LoRA targets
 them; checkpoints, BERT loading and the live widgets name them): every step concatenates their
 weights for the one (d, 3d) matmul and AdamW updates 16 more tensors. A fused GPT given the same
