@@ -38,3 +38,40 @@ def test_long_lines_are_found_and_hidden_cells_ignored():
 def test_visible_code_fits_88_columns(path):
     found = long_lines(json.loads(path.read_text(encoding="utf-8")))
     assert found == [], f"{path.name}: {len(found)} code lines longer than {MAX_COLUMNS}: {found[:5]}"
+
+
+# A plot cell that ends in ``fig.colorbar(...)`` or ``ax.legend(...)`` prints the call's return value
+# under the figure ("<matplotlib.colorbar.Colorbar at 0x7f...>", "Text(0.5, 0.98, ...)"): noise on the
+# page. Such a cell ends with ``;`` (or assigns the value).
+RETURNS_AN_OBJECT = {
+    "annotate", "axhline", "axvline", "bar", "barh", "colorbar", "errorbar", "fill_between", "hist", "imshow",
+    "legend", "matshow", "plot", "scatter", "set", "set_title", "set_xlabel", "set_xlim", "set_xticks",
+    "set_ylabel", "set_ylim", "set_yticks", "suptitle", "text",
+}  # fmt: skip
+
+
+def prints_a_plot_object(source: str) -> bool:
+    """True when the cell's last statement is a bare plotting call whose value IPython would print."""
+    import ast
+
+    source = source.rstrip()
+    if not source or source.endswith(";") or source.lstrip().startswith("%"):
+        return False
+    body = ast.parse(source).body
+    last = body[-1].value if body and isinstance(body[-1], ast.Expr) else None
+    return (isinstance(last, ast.Call) and isinstance(last.func, ast.Attribute)
+            and last.func.attr in RETURNS_AN_OBJECT)  # fmt: skip
+
+
+def test_plot_object_detector():
+    assert prints_a_plot_object('fig.colorbar(im, ax=ax, label="weight")')
+    assert prints_a_plot_object("fig, ax = plt.subplots()\nax.legend(\n    loc='upper right'\n)")
+    assert not prints_a_plot_object('fig.colorbar(im, ax=ax, label="weight");')
+    assert not prints_a_plot_object("cb = fig.colorbar(im)\nfig.tight_layout()")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_plot_object_printed(path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    noisy = [c.get("id") for c in cells if c["cell_type"] == "code" and prints_a_plot_object("".join(c["source"]))]
+    assert noisy == [], f"{path.name}: cells {noisy} print a matplotlib object under their figure; end them with ';'"
