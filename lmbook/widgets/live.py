@@ -32,7 +32,8 @@ from torch import nn
 
 from lmbook.widgets.base import JS_DIR
 
-__all__ = ["PAYLOAD_FORMAT", "PRECISIONS", "live_esm", "model_from_payload", "payload_bytes", "weights_payload"]
+__all__ = ["PAYLOAD_FORMAT", "PRECISIONS", "check_model_and_tokenizer", "live_esm", "model_from_payload",
+           "payload_bytes", "weights_payload"]
 
 PAYLOAD_FORMAT = "lmbook-live-weights/1"
 PRECISIONS = ("float16", "int8")
@@ -72,6 +73,27 @@ def _decode(v: dict) -> torch.Tensor:
     else:
         raise ValueError(f"tensor dtype must be float32, float16 or int8, got {v['dtype']!r}")
     return torch.from_numpy(array.reshape(v["shape"]).copy())
+
+
+def check_model_and_tokenizer(model, model_class: type, recipe: str, tokenizer, precision: str) -> None:
+    """The checks every live widget starts with: ``model`` is a ``model_class`` (e.g. ``load_pretrained(recipe)``),
+    ``tokenizer`` an lmbook BPE tokenizer of the model's vocabulary size, ``precision`` one of :data:`PRECISIONS`.
+
+    Raises:
+        TypeError / ValueError: naming the argument, what was expected and what came.
+    """
+    from lmbook.tokenizers import BPETokenizer
+
+    if not isinstance(model, model_class):
+        raise TypeError(f"model must be an lmbook {model_class.__name__} (e.g. load_pretrained({recipe!r})), "
+                        f"got {type(model).__name__}")  # fmt: skip
+    if not isinstance(tokenizer, BPETokenizer):
+        raise TypeError(f"tokenizer must be an lmbook BPETokenizer, got {type(tokenizer).__name__}")
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model's vocab_size is "
+                         f"{model.config.vocab_size}; pass the tokenizer the model was trained with")  # fmt: skip
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
 
 def weights_payload(model: nn.Module, config: dict, *, precision: str = "float16", leave_out: tuple = ()) -> dict:

@@ -27,7 +27,7 @@ from lmbook.tokenizers import BYTE_OFFSET, SPECIAL_TOKENS, BPETokenizer
 from lmbook.tokenizers.base import BOS_ID, EOS_ID
 from lmbook.validation import check_int, check_number
 from lmbook.widgets.base import Explorer
-from lmbook.widgets.live import PRECISIONS, live_esm, model_from_payload, weights_payload
+from lmbook.widgets.live import check_model_and_tokenizer, live_esm, model_from_payload, weights_payload
 
 __all__ = ["LiveGenerator", "decoder_payload", "live_decoder_esm"]
 
@@ -84,14 +84,7 @@ class LiveGenerator(Explorer):
                  max_new_tokens: int = 20, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  seed: int = 0, greedy: bool = False, precision: str = "float16",
                  bos_id: int | None = BOS_ID) -> None:  # fmt: skip
-        if not isinstance(model, Decoder):
-            raise TypeError(f"model must be an lmbook Decoder (e.g. load_pretrained('decoder')), "
-                            f"got {type(model).__name__}")
-        if not isinstance(tokenizer, BPETokenizer):
-            raise TypeError(f"tokenizer must be an lmbook BPETokenizer, got {type(tokenizer).__name__}")
-        if tokenizer.vocab_size != model.config.vocab_size:
-            raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model's vocab_size is "
-                             f"{model.config.vocab_size}; pass the tokenizer the model was trained with")
+        check_model_and_tokenizer(model, Decoder, "decoder", tokenizer, precision)
         if not isinstance(prompt, str) or not tokenizer.encode(prompt):
             raise ValueError(f"prompt must be a non-empty string, got {prompt!r}")
         check_int("max_new_tokens", max_new_tokens, low=1, high=model.config.max_len)
@@ -101,8 +94,6 @@ class LiveGenerator(Explorer):
         check_int("seed", seed, low=0)
         if not isinstance(greedy, bool):
             raise TypeError(f"greedy must be True or False, got {greedy!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if bos_id is not None:
             check_int("bos_id", bos_id, low=0, high=model.config.vocab_size - 1)
         payload = decoder_payload(model, precision)

@@ -28,7 +28,13 @@ from lmbook.tokenizers import BYTE_OFFSET, SPECIAL_TOKENS, BPETokenizer
 from lmbook.tokenizers.base import CLS_ID, MASK_ID, SEP_ID
 from lmbook.validation import check_int, check_number
 from lmbook.widgets.base import Explorer
-from lmbook.widgets.live import PRECISIONS, live_esm, model_from_payload, payload_bytes, weights_payload
+from lmbook.widgets.live import (
+    check_model_and_tokenizer,
+    live_esm,
+    model_from_payload,
+    payload_bytes,
+    weights_payload,
+)
 
 __all__ = [
     "LiveAttentionExplorer", "encoder_from_payload", "encoder_payload", "live_encoder_esm", "live_ids", "payload_bytes",
@@ -104,14 +110,7 @@ class LiveAttentionExplorer(Explorer):
     def __init__(self, model: Encoder, tokenizer: BPETokenizer, text: str = "The capital of France is [MASK].", *,
                  layer: int = 0, head: int = 0, temperature: float = 1.0, use_scale: bool = True,
                  causal: bool = False, precision: str = "float16") -> None:  # fmt: skip
-        if not isinstance(model, Encoder):
-            raise TypeError(f"model must be an lmbook Encoder (e.g. load_pretrained('encoder')), "
-                            f"got {type(model).__name__}")
-        if not isinstance(tokenizer, BPETokenizer):
-            raise TypeError(f"tokenizer must be an lmbook BPETokenizer, got {type(tokenizer).__name__}")
-        if tokenizer.vocab_size != model.config.vocab_size:
-            raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model's vocab_size is "
-                             f"{model.config.vocab_size}; pass the tokenizer the model was trained with")
+        check_model_and_tokenizer(model, Encoder, "encoder", tokenizer, precision)
         if not isinstance(text, str):
             raise TypeError(f"text must be a string, got {type(text).__name__}")
         n = len(live_ids(tokenizer, text))
@@ -124,8 +123,6 @@ class LiveAttentionExplorer(Explorer):
         for name, value in (("use_scale", use_scale), ("causal", causal)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be True or False, got {value!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         payload = encoder_payload(model, precision)
         self._tokenizer = tokenizer
         self._model = encoder_from_payload(payload, model)  # the page's rounded weights
