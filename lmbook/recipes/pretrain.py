@@ -140,6 +140,11 @@ def encoder(out_dir: Path | None = None, steps: int = 3000, batch_size: int = 16
     40 % of the tokens in training, not BERT's 15 %: more targets per batch make each step
     worth more (Wettig et al. 2023 found 40 % at least as good); it is evaluated with the standard
     15 %. With 400 steps and no dropout the masked-word accuracy was 6.3 % (unigram guess 3.1 %).
+    Warm-started from the earlier decoder (random position rows, perplexity 95.4): 13.1 % masked
+    words (MLM only: 13.5 %), NSP 69.5 %, every head spread almost evenly (best previous-token
+    weight 0.03), QA fine-tuned from it EM 31.5 / F1 45.3. From the decoder whose positions start
+    sinusoidal (``decoder``): 19.6 % (MLM only: 22.2 %), NSP 60.0 %, a neighbour head in layer 0
+    (0.40 of its weight on the previous token, 0.35 on the next), QA EM 78.3 / F1 83.8.
     """
     return _encoder("encoder", True, out_dir, steps, batch_size, lr, mlm_probability)
 
