@@ -48,6 +48,8 @@ RETURNS_AN_OBJECT = {
     "legend", "matshow", "plot", "scatter", "set", "set_title", "set_xlabel", "set_xlim", "set_xticks",
     "set_ylabel", "set_ylim", "set_yticks", "suptitle", "text",
 }  # fmt: skip
+# plain functions whose value would be printed the same way (check_figure_fonts returns the smallest size)
+RETURNS_A_VALUE = {"check_figure_fonts"}
 
 
 def prints_a_plot_object(source: str) -> bool:
@@ -59,8 +61,10 @@ def prints_a_plot_object(source: str) -> bool:
         return False
     body = ast.parse(source).body
     last = body[-1].value if body and isinstance(body[-1], ast.Expr) else None
-    return (isinstance(last, ast.Call) and isinstance(last.func, ast.Attribute)
-            and last.func.attr in RETURNS_AN_OBJECT)  # fmt: skip
+    return isinstance(last, ast.Call) and (
+        (isinstance(last.func, ast.Attribute) and last.func.attr in RETURNS_AN_OBJECT)
+        or (isinstance(last.func, ast.Name) and last.func.id in RETURNS_A_VALUE)
+    )
 
 
 def test_plot_object_detector():
@@ -68,6 +72,8 @@ def test_plot_object_detector():
     assert prints_a_plot_object("fig, ax = plt.subplots()\nax.legend(\n    loc='upper right'\n)")
     assert not prints_a_plot_object('fig.colorbar(im, ax=ax, label="weight");')
     assert not prints_a_plot_object("cb = fig.colorbar(im)\nfig.tight_layout()")
+    assert prints_a_plot_object("check_figure_fonts(fig)  # every label at least 9 pt")
+    assert not prints_a_plot_object("_ = check_figure_fonts(fig)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
