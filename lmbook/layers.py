@@ -60,20 +60,6 @@ class TokenEmbedding(nn.Module):
     def weight(self) -> Tensor:
         return self.embedding.weight
 
-    @torch.no_grad()
-    def init_sinusoidal(self, scale: float) -> LearnedPositionalEncoding:
-        """Start the learned table from ``scale`` times the fixed sinusoidal one (``sinusoidal_encoding``).
-
-        Random N(0, 0.02) rows are unrelated to each other, so a head that should look "one token
-        back" must learn that offset for every position separately; sinusoidal rows turn any fixed
-        offset into the same rotation, which one pair of query/key matrices can learn once.
-        The table stays a parameter and keeps training.
-        """
-        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
-        self.embedding.weight.copy_(scale * sinusoidal_encoding(*self.embedding.weight.shape))
-        return self
-
     def forward(self, ids: Tensor) -> Tensor:
         if ids.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"input_ids must be an integer tensor, got dtype {ids.dtype}")
