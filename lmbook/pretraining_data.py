@@ -24,7 +24,9 @@ __all__ = ["DECODER_CONFIG", "ENCODER_CONFIG", "VOCAB_SIZE", "decoder_eval_token
 
 VOCAB_SIZE = 3000
 # Pre-LN (norm_first) like the decoder it starts from (init_from_decoder); dropout 0.1 as in BERT.
-ENCODER_CONFIG = EncoderConfig(vocab_size=VOCAB_SIZE, max_len=256, n_layers=4, n_heads=4, d_model=128, d_ff=512,
+# 8 heads of 16 dims where the decoder has 4 of 32 (the same matrices, split finer): with 4 heads
+# the encoder merged "previous token" and "next token" into one neighbour head; with 8 it has room for both.
+ENCODER_CONFIG = EncoderConfig(vocab_size=VOCAB_SIZE, max_len=256, n_layers=4, n_heads=8, d_model=128, d_ff=512,
                                dropout=0.1, norm_first=True)  # fmt: skip
 # Dropout 0.1: the decoder sees its 0.8 M training tokens about 20 times and overfits without it.
 DECODER_CONFIG = DecoderConfig(vocab_size=VOCAB_SIZE, max_len=128, n_layers=4, n_heads=4, d_model=128, dropout=0.1)
