@@ -80,6 +80,8 @@ def init_from_decoder(encoder: Encoder, decoder: Decoder) -> Encoder:
     ``ln_f`` the encoder's ``final_norm``. Positions beyond the decoder's context, the segment
     embeddings and the heads keep their random initial values; the embedding LayerNorm's gain
     is set to the decoder embeddings' scale so that the blocks see inputs of the size they know.
+    The encoder may split the same width into more heads (``ENCODER_CONFIG`` has 8 where the
+    decoder has 4): the matrices copy unchanged, each decoder head becoming two narrower ones.
     """
     e, d = encoder.state_dict(), decoder.state_dict()
     copy = {"tok_emb.embedding.weight": "tok_emb.embedding.weight", "final_norm.weight": "ln_f.weight",
