@@ -1,7 +1,7 @@
 """Chapter 5 recipes: the fine-tuned checkpoints shipped in ``lmbook/checkpoints/``.
 
-    python -m lmbook.recipes classifier   # BBC News topics: pretrained / scratch / frozen / MLM-only (~4 min)
-    python -m lmbook.recipes qa           # extractive QA (SpanQA): pretrained / scratch (~6 min)
+    python -m lmbook.recipes classifier   # BBC News topics: pretrained / scratch / frozen / MLM-only (~12 min)
+    python -m lmbook.recipes qa           # extractive QA (SpanQA): pretrained / scratch (~8 min)
     (the translator's recipe is lmbook/recipes/translate.py)
 
 Each recipe is deterministic (seeded, one thread), trains, evaluates on held-out data against
