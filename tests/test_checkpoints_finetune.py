@@ -88,9 +88,10 @@ def test_qa_checkpoint():
     assert 100 * scores["f1"] == pytest.approx(recorded["test_f1"], abs=one)
     baseline = qa_metrics([baseline_answer(e.question, e.context) for e in examples], [e.answer for e in examples])
     assert 100 * baseline["f1"] == pytest.approx(recorded["baseline_rule_test_f1"], abs=1e-6)
-    # the model beats the rule on token F1 and the first-3-words baseline on both; the hand-written rule,
-    # tuned to this set's question templates, still wins on exact match (see the recipe's metrics)
+    # the model beats the hand-written rule (tuned to this set's question templates) and the first-3-words
+    # baseline on both exact match and token F1
     assert scores["f1"] > baseline["f1"]
+    assert 100 * scores["exact_match"] > recorded["baseline_rule_test_exact_match"]
     assert 100 * scores["exact_match"] > recorded["baseline_first3_test_exact_match"]
     assert 100 * scores["f1"] > recorded["baseline_first3_test_f1"]
 
@@ -118,9 +119,10 @@ def test_classifier_scratch_control_is_remeasured():
                                         pooling=r["pooling"], seed=r["seed"])  # fmt: skip
     acc, one = scores["scratch_test_accuracy"], 100 / len(test_set) + 1e-9
     assert acc == pytest.approx(recorded["scratch_test_accuracy"], abs=2 * one)
-    # Chapter 5's claim: with every label, the model from scratch ends ahead of the pretrained start
-    # (on each of the recipe's three seeds and at each start's best of three learning rates)
-    assert acc > max(recorded["pretrained_seeds_test_accuracy"])
+    # Chapter 5's claim: with every label the two starts tie: the re-measured control lies within the
+    # range of the pretrained start's three seeds (give or take two test articles)
+    pretrained = recorded["pretrained_seeds_test_accuracy"]
+    assert min(pretrained) - 2 * one <= acc <= max(pretrained) + 2 * one
 
 
 def test_qa_scratch_control_is_remeasured():
