@@ -31,6 +31,7 @@ from torch import Tensor, nn
 __all__ = [
     "KVCache",
     "MultiHeadAttention",
+    "QKVRows",
     "attention_scores",
     "check_attention",
     "causal_mask",
@@ -263,17 +264,25 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
         self.dropout = dropout
-        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.check_inputs = True  # scan inputs for NaN/inf; a whole model turns this off (its own activations)
+        # q, k and v live in one (3d, d) parameter, [Wq; Wk; Wv], so self-attention is one matmul and the
+        # optimizer sees one tensor; q_proj, k_proj and v_proj are nn.Linear views of its rows. The three
+        # start as three nn.Linear would (same random numbers), and state dicts keep the three names.
+        q, k, v = (nn.Linear(d_model, d_model, bias=bias) for _ in range(3))
+        self.in_proj_weight = nn.Parameter(torch.cat([q.weight, k.weight, v.weight]).detach())  # (3d, d)
+        self.in_proj_bias = nn.Parameter(torch.cat([q.bias, k.bias, v.bias]).detach()) if bias else None  # (3d,)
+        self.q_proj, self.k_proj, self.v_proj = (QKVRows(self, i) for i in range(3))
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.register_state_dict_post_hook(_save_qkv_apart)
+        self.register_load_state_dict_pre_hook(_load_qkv_apart)
 
     def in_proj(self, x: Tensor) -> Tensor:
         """(B, T, d) -> (B, T, 3d): q, k and v side by side from one matmul with [Wq; Wk; Wv].
 
-        The same numbers as the three projections apart, one kernel instead of three; the
-        parameters stay separate so checkpoints and ``load_from_torch`` are unchanged.
+        When LoRA wraps one of the projections, its effective weight takes that one's rows.
         """
+        if all(type(p) is QKVRows for p in (self.q_proj, self.k_proj, self.v_proj)):
+            return F.linear(x, self.in_proj_weight, self.in_proj_bias)
         weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])  # (3d, d)
         bias = None if self.q_proj.bias is None else torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
         return F.linear(x, weight, bias)
@@ -317,7 +326,8 @@ class MultiHeadAttention(nn.Module):
         _check_float("query", query)
         if query.dim() != 3 or query.shape[-1] != self.d_model:
             raise ValueError(f"query must have shape (batch, seq, d_model={self.d_model}), got {tuple(query.shape)}")
-        _check_finite("query", query)
+        if self.check_inputs:
+            _check_finite("query", query)
         key = query if key is None else key
         value = key if value is None else value
         for name, t in (("key", key), ("value", value)):
@@ -329,7 +339,8 @@ class MultiHeadAttention(nn.Module):
                     f"{name} must have shape (batch={query.shape[0]}, seq, d_model={self.d_model}), "
                     f"got {tuple(t.shape)}"
                 )
-            _check_finite(name, t)
+            if self.check_inputs:
+                _check_finite(name, t)
         if mask is not None:
             self._check_mask(mask, query.shape[0])
         if key is query and value is query:  # self-attention: one (d, 3d) matmul for q, k and v
@@ -373,15 +384,95 @@ class MultiHeadAttention(nn.Module):
                 f"torch module has embed_dim={mha.embed_dim}, num_heads={mha.num_heads}; "
                 f"this one has d_model={self.d_model}, n_heads={self.n_heads}"
             )
-        for proj, w in zip((self.q_proj, self.k_proj, self.v_proj), mha.in_proj_weight.chunk(3), strict=True):
-            proj.weight.copy_(w)
-        if mha.in_proj_bias is not None and self.q_proj.bias is not None:
-            for proj, b in zip((self.q_proj, self.k_proj, self.v_proj), mha.in_proj_bias.chunk(3), strict=True):
-                proj.bias.copy_(b)
+        self.in_proj_weight.copy_(mha.in_proj_weight)
+        if mha.in_proj_bias is not None and self.in_proj_bias is not None:
+            self.in_proj_bias.copy_(mha.in_proj_bias)
         self.out_proj.weight.copy_(mha.out_proj.weight)
         if mha.out_proj.bias is not None and self.out_proj.bias is not None:
             self.out_proj.bias.copy_(mha.out_proj.bias)
         return self
+
+
+class QKVRows(nn.Linear):
+    """``q_proj``, ``k_proj`` or ``v_proj``: an ``nn.Linear`` whose weight and bias are rows of the
+    attention's fused ``in_proj_weight`` / ``in_proj_bias`` (no parameters of its own).
+
+    ``attn.q_proj(x)`` computes ``x Wqᵀ + bq`` as a separate ``nn.Linear`` would, writing to
+    ``attn.q_proj.weight`` (under ``torch.no_grad``) writes into the fused parameter, and LoRA can wrap it.
+    """
+
+    def __init__(self, owner: MultiHeadAttention, index: int) -> None:
+        nn.Module.__init__(self)
+        self.in_features = self.out_features = owner.d_model
+        self.index = index
+        object.__setattr__(self, "_owner", owner)  # a plain reference, not a submodule (that would be a cycle)
+
+    @property
+    def weight(self) -> Tensor:
+        d = self.out_features
+        return self._owner.in_proj_weight[self.index * d : (self.index + 1) * d]  # (d, d) view
+
+    @property
+    def bias(self) -> Tensor | None:
+        b, d = self._owner.in_proj_bias, self.out_features
+        return None if b is None else b[self.index * d : (self.index + 1) * d]
+
+    def extra_repr(self) -> str:
+        d = self.out_features
+        return f"in_features={d}, out_features={d}, rows {self.index * d}:{(self.index + 1) * d} of in_proj_weight"
+
+
+def _qkv_paths(attn: MultiHeadAttention) -> dict[str, QKVRows]:
+    """Where the row views sit below ``attn``: ``q_proj``, or ``q_proj.base`` under a LoRA wrapper."""
+    return {name: m for name, m in attn.named_modules() if isinstance(m, QKVRows) and m._owner is attn}
+
+
+def _save_qkv_apart(attn: MultiHeadAttention, state_dict: dict, prefix: str, local_metadata) -> None:
+    """State dicts name q, k and v apart (``q_proj.weight``, ...), as checkpoints and the widgets expect.
+
+    The values are views of the fused parameter, so writing into one (under no_grad) changes the model.
+    """
+    tail = [k for k in state_dict if k.startswith(prefix)]  # attn's own entries come last: rebuild them in order
+    items = {k: state_dict.pop(k) for k in tail}
+    fused_w, fused_b = items[prefix + "in_proj_weight"], items.get(prefix + "in_proj_bias")
+    d = attn.d_model
+    for key, value in items.items():
+        if key == prefix + "in_proj_weight":
+            for path, rows in sorted(_qkv_paths(attn).items(), key=lambda item: item[1].index):
+                part = slice(rows.index * d, (rows.index + 1) * d)
+                state_dict[f"{prefix}{path}.weight"] = fused_w[part]
+                if fused_b is not None:
+                    state_dict[f"{prefix}{path}.bias"] = fused_b[part]
+        elif key != prefix + "in_proj_bias":
+            state_dict[key] = value
+
+
+def _load_qkv_apart(attn: MultiHeadAttention, state_dict: dict, prefix: str, local_metadata, strict: bool,
+                    missing_keys: list, unexpected_keys: list, error_msgs: list) -> None:  # fmt: skip
+    """Accept q, k and v under their own names and stack them into the fused parameter's entry.
+
+    One that is absent keeps its current rows and is reported missing, as it was when they were three layers.
+    """
+    paths = _qkv_paths(attn)
+    for part, fused in (("weight", "in_proj_weight"), ("bias", "in_proj_bias")):
+        current = getattr(attn, fused)
+        if current is None or prefix + fused in state_dict:
+            continue
+        keys = {f"{prefix}{path}.{part}": rows.index for path, rows in paths.items()}
+        if not any(k in state_dict for k in keys):
+            continue  # nothing for q, k, v here: load_state_dict reports the fused entry as missing if strict
+        blocks = list(current.detach().chunk(3))
+        for key, index in keys.items():
+            if key not in state_dict:
+                missing_keys.append(key)
+                continue
+            value = state_dict.pop(key)
+            if value.shape != blocks[index].shape:
+                error_msgs.append(f"size mismatch for {key}: copying a param with shape {tuple(value.shape)}, "
+                                  f"the shape in the current model is {tuple(blocks[index].shape)}")
+                continue
+            blocks[index] = value.to(current.dtype)
+        state_dict[prefix + fused] = torch.cat(blocks)
 
 
 def check_attention(fn, *, seed: int = 0) -> str:

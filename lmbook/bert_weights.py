@@ -106,7 +106,7 @@ def load_bert_weights(encoder: Encoder, hf_state_dict: dict[str, Tensor]) -> lis
         The lmbook parameter names that were *not* found in the checkpoint.
     """
     sd = {k.removeprefix("bert."): v for k, v in hf_state_dict.items()}
-    own = dict(encoder.named_parameters())
+    own = encoder.state_dict()  # views of the parameters: copying into them fills the model
     missing = []
     for mine, theirs in _bert_name_map(encoder.config.n_layers).items():
         if theirs not in sd:

@@ -194,6 +194,21 @@ def _replace_file(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+class _WholeTensors:
+    """What ``safetensors.torch.save_model`` reads of ``model``: its state dict, with every tensor that is a
+    slice of a larger one copied out (attention keeps q, k and v as rows of one parameter; save_model
+    refuses to store part of a tensor). Tied tensors stay shared, so save_model still stores them once."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        def whole(t: torch.Tensor) -> bool:
+            return t.data_ptr() == t.untyped_storage().data_ptr() and t.nbytes == t.untyped_storage().nbytes()
+
+        return {k: v if whole(v) else v.clone() for k, v in self.model.state_dict().items()}
+
+
 def save_checkpoint(model: nn.Module, path: str | Path, *, metrics: dict | None = None,
                     extra: dict | None = None) -> Path:  # fmt: skip
     """Write ``model`` as ``model.safetensors`` + ``config.json`` (no pickle anywhere); tied weights are stored once.
@@ -239,7 +254,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, metrics: dict | None 
                          f"{' ...' if len(bad) > 5 else ''}; refusing to save it over {Path(path)}")  # fmt: skip
 
     def write_weights(target: Path) -> None:
-        save_model(model, str(target), metadata={"format": "pt"}, force_contiguous=True)
+        save_model(_WholeTensors(model), str(target), metadata={"format": "pt"}, force_contiguous=True)
 
     def write_config(target: Path) -> None:
         target.write_text(text + "\n")

@@ -24,6 +24,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from lmbook.attention import QKVRows
 from lmbook.validation import check_number
 
 __all__ = ["LoRALinear", "apply_lora", "check_lora", "lora_parameters", "merge_lora"]
@@ -139,6 +140,11 @@ def merge_lora(model: nn.Module) -> nn.Module:
         if isinstance(module, LoRALinear):
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
+            if isinstance(module.base, QKVRows):  # rows of attention's fused q/k/v weight: fold in place
+                with torch.no_grad():
+                    module.base.weight.copy_(module.weight)
+                setattr(parent, child, module.base)
+                continue
             merged = module.merged()
             for p in merged.parameters():
                 p.requires_grad_(False)

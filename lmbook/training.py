@@ -37,7 +37,7 @@ from lmbook import distributed as D
 from lmbook.checkpointing import load_checkpoint, read_metrics, register_model, save_checkpoint
 from lmbook.validation import check_int, check_number
 
-__all__ = ["History", "count_parameters", "load_checkpoint", "lr_schedule", "read_metrics", "register_model",
+__all__ = ["History", "adamw", "count_parameters", "load_checkpoint", "lr_schedule", "read_metrics", "register_model",
            "save_checkpoint", "train"]  # fmt: skip
 # load_checkpoint, read_metrics, register_model and save_checkpoint live in lmbook.checkpointing;
 # they are re-exported here because Chapters 4-6 import them with the training loop.
@@ -144,6 +144,20 @@ def _as_losses(out, step: int) -> dict[str, Tensor]:
     return losses
 
 
+def adamw(params: list[nn.Parameter], *, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """The optimiser of :func:`train`: AdamW with weight decay on matrices only (``dim >= 2``).
+
+    It uses PyTorch's fused AdamW kernel, one call that updates every tensor, where all the parameters
+    live on a device that has it (CPU and CUDA): on the book's CPU that step is ~3x faster than the
+    default per-tensor loop, ~4 % of a whole training step (``benchmarks/train_speed.py``). The update
+    is AdamW's; only the rounding of the last bits differs from the loop.
+    """
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]  # fmt: skip
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, fused=fused or None)
+
+
 def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float = 3e-4, weight_decay: float = 0.01,
           warmup_steps: int | None = None, min_lr_ratio: float = 0.1, grad_clip: float | None = 1.0,
           eval_fn: Callable | None = None, eval_every: int | None = None, progress: bool = True,
@@ -207,9 +221,7 @@ def train(model: nn.Module, batches, loss_fn: Callable, *, steps: int, lr: float
     if moved:
         model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]  # fmt: skip
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
+    optimizer = adamw(params, lr=lr, weight_decay=weight_decay)
     last_good = [p.detach().clone() for p in params]  # the weights before the current step, to undo a bad one
     next_batch, history, window = _batch_stream(batches), History(), {}
     was_training, start, eval_s = model.training, time.perf_counter(), 0.0

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from lmbook.attention import (
     KVCache,
     MultiHeadAttention,
+    QKVRows,
     attention_scores,
     causal_mask,
     check_attention,
@@ -164,8 +165,8 @@ def test_fused_qkv_projection_equals_the_three_projections(bias):
         fused, _ = mha(x, causal=causal)
         apart, _ = mha(x, x.clone(), x.clone(), causal=causal)
         torch.testing.assert_close(fused, apart, atol=1e-6, rtol=0)
-    fused.sum().backward()  # gradients reach the three separate parameters
-    assert all(p.grad is not None for p in (mha.q_proj.weight, mha.k_proj.weight, mha.v_proj.weight))
+    fused.sum().backward()  # the gradient reaches the rows of q, k and v in the one fused parameter
+    assert mha.in_proj_weight.grad is not None and all(g.abs().sum() > 0 for g in mha.in_proj_weight.grad.chunk(3))
 
 
 def test_kv_cache_gives_the_same_output_as_full_causal_attention():
@@ -253,3 +254,81 @@ def test_multi_head_configuration_errors():
         padding_mask(torch.ones(2, 3, 4))
     with pytest.raises(ValueError, match="len_q"):
         causal_mask(5, 3)
+
+
+def test_q_k_v_are_rows_of_one_parameter_but_state_dicts_name_them_apart():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2)
+    assert [n for n, _ in mha.named_parameters()] == ["in_proj_weight", "in_proj_bias", "out_proj.weight",
+                                                      "out_proj.bias"]  # fmt: skip
+    sd = mha.state_dict()
+    assert list(sd) == [f"{p}_proj.{w}" for p in "qkvo" if p != "o" for w in ("weight", "bias")] + [
+        "out_proj.weight", "out_proj.bias"]  # fmt: skip
+    for i, p in enumerate("qkv"):
+        torch.testing.assert_close(sd[f"{p}_proj.weight"], mha.in_proj_weight[8 * i : 8 * (i + 1)], rtol=0, atol=0)
+    with torch.no_grad():  # a state dict's tensors are views: writing one writes the model, as for any parameter
+        sd["k_proj.weight"].fill_(0.5)
+    assert (mha.in_proj_weight[8:16] == 0.5).all() and (mha.k_proj.weight == 0.5).all()
+    # three separate tensors load into the fused parameter
+    other = MultiHeadAttention(8, 2)
+    other.load_state_dict({k: v.clone() for k, v in sd.items()})
+    torch.testing.assert_close(other.in_proj_weight, mha.in_proj_weight, rtol=0, atol=0)
+    # one of them missing: reported under its own name, the others still load
+    partial = {k: v.clone() for k, v in sd.items() if k != "v_proj.bias"}
+    with pytest.raises(RuntimeError, match=r"Missing key\(s\).*v_proj\.bias"):
+        MultiHeadAttention(8, 2).load_state_dict(partial)
+    fresh = MultiHeadAttention(8, 2)
+    old_v_bias = fresh.v_proj.bias.detach().clone()
+    result = fresh.load_state_dict(partial, strict=False)
+    assert result.missing_keys == ["v_proj.bias"] and not result.unexpected_keys
+    torch.testing.assert_close(fresh.v_proj.bias.detach(), old_v_bias, rtol=0, atol=0)
+    torch.testing.assert_close(fresh.k_proj.weight.detach(), mha.k_proj.weight.detach(), rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match=r"size mismatch for q_proj\.weight"):
+        MultiHeadAttention(8, 2).load_state_dict({**sd, "q_proj.weight": torch.zeros(8, 4)})
+
+
+def test_three_linear_layers_and_the_fused_parameter_start_alike():
+    """The fused parameter starts with the numbers three nn.Linear would have drawn, in the same order."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2)
+    torch.manual_seed(0)
+    three = [torch.nn.Linear(8, 8) for _ in range(3)]
+    torch.testing.assert_close(mha.in_proj_weight, torch.cat([lin.weight for lin in three]), rtol=0, atol=0)
+    torch.testing.assert_close(mha.in_proj_bias, torch.cat([lin.bias for lin in three]), rtol=0, atol=0)
+    torch.testing.assert_close(mha.out_proj.weight, torch.nn.Linear(8, 8).weight, rtol=0, atol=0)
+
+
+def test_lora_on_a_row_view_and_merging_it_back_into_the_fused_parameter():
+    from lmbook.lora import apply_lora, merge_lora
+    from lmbook.models import Decoder, DecoderConfig
+
+    torch.manual_seed(0)
+    model = Decoder(DecoderConfig(vocab_size=20, max_len=8, n_layers=1, n_heads=2, d_model=16))
+    names = list(model.state_dict())
+    apply_lora(model, r=2, targets=("q_proj", "v_proj"))
+    with torch.no_grad():
+        for m in model.modules():
+            if hasattr(m, "lora_B"):
+                m.lora_B.normal_()
+    x = torch.randint(0, 20, (2, 8))
+    a = model.blocks[0].self_attn
+    want = torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])  # W + (alpha / r) B A for q and v
+    with torch.no_grad():
+        adapted = model(x).logits
+        merge_lora(model)
+        merged = model(x).logits
+    assert type(a.q_proj) is QKVRows and type(a.v_proj) is QKVRows  # back to views of the one parameter
+    torch.testing.assert_close(a.in_proj_weight, want)
+    torch.testing.assert_close(merged, adapted, atol=1e-5, rtol=0)
+    assert list(model.state_dict()) == names
+
+
+def test_a_whole_model_skips_the_nan_scan_a_lone_attention_layer_does():
+    from lmbook.models import Decoder, DecoderConfig
+
+    model = Decoder(DecoderConfig(vocab_size=20, max_len=8, n_layers=1, n_heads=2, d_model=16))
+    assert not model.blocks[0].self_attn.check_inputs
+    x = torch.randn(1, 3, 16)
+    x[0, 1, 2] = float("nan")
+    with pytest.raises(ValueError, match="query holds NaN"):
+        MultiHeadAttention(16, 2)(x)

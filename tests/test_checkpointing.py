@@ -190,7 +190,10 @@ def test_nan_weights_are_refused_on_save_and_on_load(tmp_path):
     # a NaN written by another tool: loading names the tensor
     from safetensors.torch import save_model
 
-    save_model(bad, str(folder / "model.safetensors"), metadata={"format": "pt"}, force_contiguous=True)
+    from lmbook.checkpointing import _WholeTensors
+
+    save_model(_WholeTensors(bad), str(folder / "model.safetensors"), metadata={"format": "pt"},
+               force_contiguous=True)
     with pytest.raises(ValueError, match=r"NaN or infinite values in tensor '.*weight'"):
         load_checkpoint(folder)
 

@@ -151,7 +151,9 @@ def test_learned_positions_can_start_sinusoidal():
     torch.testing.assert_close(lp.weight.detach(), 0.05 * sinusoidal_encoding(16, 8))
     # a fixed offset is the same rotation everywhere: row 5 relates to row 4 as row 9 to row 8
     w = lp.weight.detach().view(16, 4, 2)
-    angle = lambda a, b: torch.atan2(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0], (a * b).sum(-1))
+    def angle(a, b):
+        return torch.atan2(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0], (a * b).sum(-1))
+
     torch.testing.assert_close(angle(w[4], w[5]), angle(w[8], w[9]))
     for bad in (0, -1.0, float("nan"), "0.1"):
         with pytest.raises(ValueError, match="scale must be a positive finite number"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass
@@ -321,3 +322,27 @@ def test_count_parameters():
     model[0].requires_grad_(False)
     assert count_parameters(model, trainable_only=True) == 3 * 2 + 2
     assert count_parameters(model) == 23
+
+
+def test_adamw_decays_matrices_only_and_uses_the_fused_kernel_on_cpu():
+    from lmbook.training import adamw
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    opt = adamw(list(model.parameters()), lr=1e-3, weight_decay=0.1)
+    decay, no_decay = opt.param_groups
+    assert [p.shape for p in decay["params"]] == [(4, 3)] and decay["weight_decay"] == 0.1
+    assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0
+    assert all(g["fused"] for g in opt.param_groups)
+    # the same update as PyTorch's per-tensor AdamW, up to rounding
+    twin = copy.deepcopy(model)
+    rest = [twin[0].bias, *twin[1].parameters()]
+    ref = torch.optim.AdamW([{"params": [twin[0].weight], "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+                            lr=1e-3)  # fmt: skip
+    x = torch.randn(5, 3)
+    for m, o in ((model, opt), (twin, ref)):
+        for _ in range(3):
+            o.zero_grad()
+            m(x).pow(2).sum().backward()
+            o.step()
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5)
