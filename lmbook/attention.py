@@ -251,7 +251,11 @@ class MultiHeadAttention(nn.Module):
     """Multi-head attention (book: sec-attention-multi-head): split into heads, attend, merge.
 
     Each of ``n_heads`` heads attends in its own ``d_model // n_heads``-wide subspace;
-    their outputs are concatenated and mixed by ``out_proj``.
+    their outputs are concatenated and mixed by ``out_proj``. The query, key and value
+    projections are stacked in one ``(3 d, d)`` parameter, ``in_proj_weight`` (as in
+    ``torch.nn.MultiheadAttention``): self-attention computes all three with one matmul.
+    ``q_proj``, ``k_proj`` and ``v_proj`` are ``nn.Linear`` views of its rows (``QKVRows``),
+    and state dicts and checkpoints name the three apart.
     """
 
     def __init__(self, d_model: int, n_heads: int, *, dropout: float = 0.0, bias: bool = True) -> None:

@@ -21,6 +21,7 @@ from lmbook.finetuning.classification import (
     classifier_eval,
     encode_articles,
     freeze_encoder,
+    mean_pool,
 )
 from lmbook.finetuning.metrics import (
     accuracy,
@@ -65,7 +66,7 @@ from lmbook.finetuning.translation import (
 __all__ = [
     # classification
     "ClassifierConfig", "SequenceClassifier", "classification_batch", "classification_loss", "classifier_eval",
-    "encode_articles", "freeze_encoder",
+    "encode_articles", "freeze_encoder", "mean_pool",
     # translation
     "alignment_eval", "check_word_attention", "cross_attention_alignment", "load_translator",
     "piece_to_word_attention", "train_translation_tokenizer", "translate", "translation_batch", "translation_pairs",

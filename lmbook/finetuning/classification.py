@@ -24,7 +24,7 @@ from lmbook.models import Encoder, EncoderConfig
 from lmbook.tokenizers import CLS_ID, PAD_ID, SEP_ID
 
 __all__ = ["ClassifierConfig", "SequenceClassifier", "check_mean_pooling", "classification_batch",
-           "classification_loss", "classifier_eval", "encode_articles", "freeze_encoder"]  # fmt: skip
+           "classification_loss", "classifier_eval", "encode_articles", "freeze_encoder", "mean_pool"]  # fmt: skip
 
 
 def _encoder_config(c) -> EncoderConfig:
@@ -82,8 +82,16 @@ class SequenceClassifier(nn.Module):
         """(B, T, d) hidden states -> (B, d) sentence vector, as ``config.pooling`` says."""
         if self.config.pooling == "cls":
             return torch.tanh(self.encoder.pooler(hidden_states[:, 0]))  # the [CLS] token
-        mask = torch.ones(hidden_states.shape[:2]) if attention_mask is None else attention_mask.float()  # (B, T)
-        return (hidden_states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        return mean_pool(hidden_states, attention_mask)
+
+
+def mean_pool(hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+    """(B, T, d) token vectors -> (B, d): their mean over the real tokens (``attention_mask`` 1), padding left out."""
+    if attention_mask is None:
+        mask = torch.ones(hidden_states.shape[:2], dtype=hidden_states.dtype, device=hidden_states.device)
+    else:
+        mask = attention_mask.to(hidden_states.dtype)  # (B, T)
+    return (hidden_states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
 
 
 def freeze_encoder(model: nn.Module, frozen: bool = True) -> int:

@@ -33,6 +33,7 @@ from lmbook.finetuning.classification import (
     classification_batch,
     classification_loss,
     classifier_eval,
+    mean_pool,
 )
 from lmbook.training import train
 
@@ -88,9 +89,7 @@ def mean_pooled_features(model: Callable, batches) -> Tensor:
     """
     out = []
     for b in batches:
-        h = model(**b).last_hidden_state  # (B, T, d)
-        mask = b["attention_mask"].unsqueeze(-1).to(h.dtype)  # (B, T, 1)
-        out.append((h * mask).sum(1) / mask.sum(1))
+        out.append(mean_pool(model(**b).last_hidden_state, b["attention_mask"]))  # (B, d)
     return torch.cat(out)
 
 
