@@ -149,7 +149,7 @@ def adamw(params: list[nn.Parameter], *, lr: float, weight_decay: float) -> torc
 
     It uses PyTorch's fused AdamW kernel, one call that updates every tensor, where all the parameters
     live on a device that has it (CPU and CUDA): on the book's CPU that step is ~3x faster than the
-    default per-tensor loop, ~4 % of a whole training step (``benchmarks/train_speed.py``). The update
+    default per-tensor loop, ~6 % of a whole training step (``benchmarks/train_speed.py``). The update
     is AdamW's; only the rounding of the last bits differs from the loop.
     """
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
