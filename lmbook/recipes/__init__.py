@@ -19,6 +19,10 @@ recipe functions take no device argument. Under ``torchrun --nproc_per_node N`` 
 recipe and ``train`` shares each batch between them; only rank 0 writes into ``out_dir`` (the other ranks
 write into a temporary folder that is deleted afterwards).
 
+The shipped checkpoints were trained with PyTorch's per-tensor AdamW loop; since then ``train`` uses the
+fused AdamW kernel (``lmbook.training.adamw``), whose rounding differs in the last bits, so a rerun
+does not reproduce their files bit for bit.
+
 Example:
     >>> from lmbook.recipes import load_pretrained
     >>> tok = load_pretrained("tokenizer-wiki")           # doctest: +SKIP
