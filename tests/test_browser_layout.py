@@ -47,6 +47,19 @@ LINES_THAT_WRAP = """columns => {
 }"""
 
 
+# Display equations (MathJax) whose typeset width runs past the text column: clipped on the page.
+EQUATIONS_PAST_THE_COLUMN = """() => {
+  const shown = [...document.querySelectorAll('mjx-container[display="true"]')];
+  const wide = shown.flatMap(e => {
+    const eq = e.querySelector("mjx-math").getBoundingClientRect();
+    const column = (e.closest(".math") || e.parentElement).getBoundingClientRect();
+    const what = `${Math.round(eq.width)} px equation in a ${Math.round(column.width)} px column`;
+    return eq.right > column.right + 2 ? [`${what}: "${e.textContent.slice(0, 40)}"`] : [];
+  });
+  return [shown.length, wide];
+}"""
+
+
 def test_every_chapter_page_is_checked():
     assert len(PAGES) >= 12 and "notebooks/06c_feedback.html" in PAGES
 
@@ -62,5 +75,9 @@ def test_nothing_scrolls_sideways_at_1280_px(browser, server, path):
         assert doc[0] <= doc[1], f"{path}: the page is {doc[0]} px wide in a {doc[1]} px window"
         wrapped = page.page.evaluate(LINES_THAT_WRAP, CODE_COLUMNS)
         assert wrapped == [], f"{path}: {len(wrapped)} code cells wrap a line at 1280 px: {wrapped[:5]}"
+        n_equations, clipped = page.page.evaluate(EQUATIONS_PAST_THE_COLUMN)
+        assert clipped == [], f"{path}: {len(clipped)} display equations are cut off at 1280 px: {clipped[:3]}"
+        if path == "notebooks/03_attention.html":  # MathJax ran: the chapter's display equations are there
+            assert n_equations >= 2, f"{path}: only {n_equations} typeset display equations"
     finally:
         page.close()
